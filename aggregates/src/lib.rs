@@ -1,0 +1,1 @@
+//! Pure domain of orderstream (placeholder until the domain lands).

@@ -1,0 +1,1 @@
+//! HTTP API of orderstream (not built yet).

@@ -1,0 +1,1 @@
+//! Subscription runtime, read models and choreography reactors (not built yet).
