@@ -1,1 +1,33 @@
-//! Pure domain of orderstream (placeholder until the domain lands).
+//! The pure domain of orderstream: the Order, Inventory, Reservation and
+//! Payment aggregates, their commands, events and errors.
+//!
+//! What it is: `decide(&state, command) -> events | error` and
+//! `apply(state, &event) -> state`, pure and deterministic, plus the
+//! encoding of events as `(type, schema_version, JSON data)` with upcasters
+//! for old schema versions.
+//!
+//! What it is not: no I/O. No database, no async runtime, no HTTP, no
+//! clock. Loading streams, appending events and calling payment gateways
+//! belong to `event-store`, `projections` and `api`.
+//!
+//! Where to start reading: [`Aggregate`] and [`DomainEvent`] in
+//! `aggregate.rs`, then [`order`] (the state machine is in its module doc),
+//! [`inventory`] with its allocation policy, [`reservation`] (the
+//! multi-stream reserve / release / commit decisions) and [`payment`].
+//! [`testing`] has the given / when / then helper.
+
+mod aggregate;
+mod codec;
+mod error_kind;
+pub mod inventory;
+pub mod order;
+pub mod payment;
+pub mod reservation;
+pub mod testing;
+pub mod values;
+
+pub use aggregate::{
+    fold, fold_from, stream_id, Aggregate, DomainEvent, EncodedEvent, StreamEvents,
+};
+pub use codec::EventDecodeError;
+pub use error_kind::ErrorKind;

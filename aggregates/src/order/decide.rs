@@ -1,0 +1,131 @@
+//! `impl Aggregate for Order`: the order's decisions.
+
+use rust_decimal::Decimal;
+
+use super::{Order, OrderCommand, OrderError, OrderEvent, OrderStatus, PlaceOrder, MAX_LINES};
+use crate::Aggregate;
+
+use OrderStatus::{Cancelled, Paid, PaymentFailed, Pending, Rejected, Reserved, Shipped};
+
+impl Aggregate for Order {
+    const CATEGORY: &'static str = "order";
+    const SNAPSHOT_VERSION: i32 = 1;
+
+    type Command = OrderCommand;
+    type Event = OrderEvent;
+    type Error = OrderError;
+
+    fn apply(self, event: &OrderEvent) -> Self {
+        self.evolve(event)
+    }
+
+    fn decide(&self, command: &OrderCommand) -> Result<Vec<OrderEvent>, OrderError> {
+        let Some(order) = &self.placed else {
+            return match command {
+                OrderCommand::Place(place) => place_order(place),
+                _ => Err(OrderError::NotPlaced),
+            };
+        };
+        let status = order.status;
+        let emit = |event: OrderEvent| Ok(vec![event]);
+        let nothing = || Ok(Vec::new());
+        match command {
+            OrderCommand::Place(_) => Err(OrderError::AlreadyPlaced),
+            OrderCommand::MarkReserved => match status {
+                Pending => emit(OrderEvent::Reserved {}),
+                Reserved | Shipped | Paid | PaymentFailed | Cancelled => nothing(),
+                Rejected => Err(OrderError::CannotMarkReserved { status }),
+            },
+            OrderCommand::Reject { shortages } => match status {
+                Pending => emit(OrderEvent::Rejected {
+                    shortages: shortages.clone(),
+                }),
+                Rejected | Cancelled => nothing(),
+                Reserved | Shipped | Paid | PaymentFailed => {
+                    Err(OrderError::CannotReject { status })
+                }
+            },
+            OrderCommand::Cancel { reason } => match status {
+                Pending | Reserved => emit(OrderEvent::Cancelled {
+                    reason: reason.clone(),
+                }),
+                Cancelled => nothing(),
+                Rejected | Shipped | Paid | PaymentFailed => {
+                    Err(OrderError::CannotCancel { status })
+                }
+            },
+            OrderCommand::Ship => match status {
+                Reserved => emit(OrderEvent::Shipped {}),
+                Shipped | Paid | PaymentFailed => nothing(),
+                Pending | Rejected | Cancelled => Err(OrderError::CannotShip { status }),
+            },
+            OrderCommand::MarkPaid { amount } => match status {
+                Shipped if *amount != order.total => Err(OrderError::AmountMismatch {
+                    expected: order.total,
+                    actual: *amount,
+                }),
+                Shipped => emit(OrderEvent::Paid { amount: *amount }),
+                Paid => nothing(),
+                Pending | Reserved | Rejected | Cancelled | PaymentFailed => {
+                    Err(OrderError::CannotMarkPaid { status })
+                }
+            },
+            OrderCommand::MarkPaymentFailed { reason } => match status {
+                Shipped => emit(OrderEvent::PaymentFailed {
+                    reason: reason.clone(),
+                }),
+                PaymentFailed | Paid => nothing(),
+                Pending | Reserved | Rejected | Cancelled => {
+                    Err(OrderError::CannotFailPayment { status })
+                }
+            },
+            OrderCommand::RetryPayment => match status {
+                PaymentFailed => emit(OrderEvent::PaymentRetryRequested {
+                    attempt: order.payment_failures.saturating_add(1),
+                }),
+                _ => Err(OrderError::CannotRetryPayment { status }),
+            },
+        }
+    }
+}
+
+fn place_order(place: &PlaceOrder) -> Result<Vec<OrderEvent>, OrderError> {
+    if place.customer_id.trim().is_empty() {
+        return Err(OrderError::BlankCustomerId);
+    }
+    if place.lines.is_empty() {
+        return Err(OrderError::NoLines);
+    }
+    if place.lines.len() > MAX_LINES {
+        return Err(OrderError::TooManyLines {
+            count: place.lines.len(),
+            max: MAX_LINES,
+        });
+    }
+    let mut total = Decimal::ZERO;
+    for line in &place.lines {
+        if line.quantity == 0 {
+            return Err(OrderError::ZeroQuantity {
+                sku: line.sku.clone(),
+            });
+        }
+        if line.unit_price < Decimal::ZERO {
+            return Err(OrderError::NegativeUnitPrice {
+                sku: line.sku.clone(),
+                unit_price: line.unit_price,
+            });
+        }
+        total = line
+            .total()
+            .and_then(|line_total| total.checked_add(line_total))
+            .ok_or(OrderError::TotalOverflow)?;
+    }
+    Ok(vec![OrderEvent::Placed {
+        order_id: place.order_id,
+        customer_id: place.customer_id.clone(),
+        currency: place.currency,
+        lines: place.lines.clone(),
+        total,
+        payment_method: place.payment_method,
+    }])
+}

@@ -1,0 +1,75 @@
+//! `OrderError`: every way an order command can be refused.
+
+use rust_decimal::Decimal;
+
+use super::OrderStatus;
+use crate::values::{InvalidIdentifier, Sku, UnknownCurrency, UnknownPaymentMethod};
+use crate::ErrorKind;
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OrderError {
+    #[error("order not found")]
+    NotPlaced,
+    #[error("order already placed")]
+    AlreadyPlaced,
+    #[error("customer id must not be blank")]
+    BlankCustomerId,
+    #[error("an order needs at least one line")]
+    NoLines,
+    #[error("an order has at most {max} lines, got {count}")]
+    TooManyLines { count: usize, max: usize },
+    #[error("quantity of {sku} must be positive")]
+    ZeroQuantity { sku: Sku },
+    #[error("unit price of {sku} must not be negative, got {unit_price}")]
+    NegativeUnitPrice { sku: Sku, unit_price: Decimal },
+    #[error("order total is too large to represent")]
+    TotalOverflow,
+    #[error(transparent)]
+    InvalidSku(#[from] InvalidIdentifier),
+    #[error(transparent)]
+    UnknownCurrency(#[from] UnknownCurrency),
+    #[error(transparent)]
+    UnknownPaymentMethod(#[from] UnknownPaymentMethod),
+    #[error("cannot mark a {status} order reserved")]
+    CannotMarkReserved { status: OrderStatus },
+    #[error("cannot reject a {status} order")]
+    CannotReject { status: OrderStatus },
+    #[error("cannot cancel a {status} order")]
+    CannotCancel { status: OrderStatus },
+    #[error("cannot ship a {status} order")]
+    CannotShip { status: OrderStatus },
+    #[error("cannot mark a {status} order paid")]
+    CannotMarkPaid { status: OrderStatus },
+    #[error("cannot record a payment failure on a {status} order")]
+    CannotFailPayment { status: OrderStatus },
+    #[error("cannot retry payment of a {status} order")]
+    CannotRetryPayment { status: OrderStatus },
+    #[error("paid amount {actual} does not match the order total {expected}")]
+    AmountMismatch { expected: Decimal, actual: Decimal },
+}
+
+impl OrderError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::NotPlaced => ErrorKind::NotFound,
+            Self::BlankCustomerId
+            | Self::NoLines
+            | Self::TooManyLines { .. }
+            | Self::ZeroQuantity { .. }
+            | Self::NegativeUnitPrice { .. }
+            | Self::TotalOverflow
+            | Self::InvalidSku(_)
+            | Self::UnknownCurrency(_)
+            | Self::UnknownPaymentMethod(_)
+            | Self::AmountMismatch { .. } => ErrorKind::Invalid,
+            Self::AlreadyPlaced
+            | Self::CannotMarkReserved { .. }
+            | Self::CannotReject { .. }
+            | Self::CannotCancel { .. }
+            | Self::CannotShip { .. }
+            | Self::CannotMarkPaid { .. }
+            | Self::CannotFailPayment { .. }
+            | Self::CannotRetryPayment { .. } => ErrorKind::Conflict,
+        }
+    }
+}

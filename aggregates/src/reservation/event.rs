@@ -1,0 +1,76 @@
+//! `ReservationEvent`: the reservation stream's events (names from DESIGN.md).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::SkuAllocation;
+use crate::codec::{self, EventDecodeError};
+use crate::values::Shortage;
+use crate::DomainEvent;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum ReservationEvent {
+    #[serde(rename = "InventoryReserved")]
+    Reserved {
+        order_id: Uuid,
+        allocations: Vec<SkuAllocation>,
+    },
+    #[serde(rename = "InventoryUnavailable")]
+    Unavailable {
+        order_id: Uuid,
+        shortages: Vec<Shortage>,
+    },
+    #[serde(rename = "InventoryReleased")]
+    Released { order_id: Uuid },
+    #[serde(rename = "InventoryCommitted")]
+    Committed { order_id: Uuid },
+}
+
+/// Every event type of the reservation stream with its current schema version.
+pub const EVENT_TYPES: &[(&str, i32)] = &[
+    ("InventoryReserved", 1),
+    ("InventoryUnavailable", 1),
+    ("InventoryReleased", 1),
+    ("InventoryCommitted", 1),
+];
+
+impl ReservationEvent {
+    pub fn order_id(&self) -> Uuid {
+        match self {
+            Self::Reserved { order_id, .. }
+            | Self::Unavailable { order_id, .. }
+            | Self::Released { order_id }
+            | Self::Committed { order_id } => *order_id,
+        }
+    }
+}
+
+impl DomainEvent for ReservationEvent {
+    fn event_type(&self) -> &'static str {
+        match self {
+            Self::Reserved { .. } => "InventoryReserved",
+            Self::Unavailable { .. } => "InventoryUnavailable",
+            Self::Released { .. } => "InventoryReleased",
+            Self::Committed { .. } => "InventoryCommitted",
+        }
+    }
+
+    fn schema_version(&self) -> i32 {
+        codec::current_version(EVENT_TYPES, self.event_type()).unwrap_or(1)
+    }
+
+    fn to_json(&self) -> Value {
+        codec::encode_data(self)
+    }
+
+    fn from_stored(
+        event_type: &str,
+        schema_version: i32,
+        data: Value,
+    ) -> Result<Self, EventDecodeError> {
+        codec::check_version(EVENT_TYPES, event_type, schema_version)?;
+        codec::decode_data(event_type, schema_version, data)
+    }
+}

@@ -1,0 +1,269 @@
+//! Appending events: to one stream or atomically to several, with an
+//! expected version per stream, idempotent by event id.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use sqlx::postgres::PgDatabaseError;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::{ExpectedVersion, LogCursor, NewEvent, StoreError};
+
+/// Events for one stream, with what the append expects of its version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamAppend {
+    pub stream_id: String,
+    pub expected: ExpectedVersion,
+    pub events: Vec<NewEvent>,
+}
+
+impl StreamAppend {
+    pub fn new(
+        stream_id: impl Into<String>,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Self {
+        StreamAppend {
+            stream_id: stream_id.into(),
+            expected,
+            events,
+        }
+    }
+}
+
+/// Where an appended event landed.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AppendedEvent {
+    pub event_id: Uuid,
+    pub stream_id: String,
+    pub stream_version: i64,
+    pub position: i64,
+    pub transaction_id: i64,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// The outcome of a successful append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendResult {
+    /// False when every event was already stored (an idempotent repeat):
+    /// nothing was written.
+    pub written: bool,
+    /// Every event of the append, in log order.
+    pub events: Vec<AppendedEvent>,
+}
+
+impl AppendResult {
+    /// The stream's version after this append, if the append touched it.
+    pub fn stream_version(&self, stream_id: &str) -> Option<i64> {
+        self.events
+            .iter()
+            .filter(|event| event.stream_id == stream_id)
+            .map(|event| event.stream_version)
+            .max()
+    }
+
+    /// The log cursor of the append's last event.
+    pub fn last_cursor(&self) -> Option<LogCursor> {
+        self.events
+            .iter()
+            .map(|event| LogCursor {
+                transaction_id: event.transaction_id,
+                position: event.position,
+            })
+            .max()
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct AppendRow {
+    #[sqlx(flatten)]
+    event: AppendedEvent,
+    written: bool,
+}
+
+/// The limits of one append: far above any real command, they stop a
+/// runaway caller before PostgreSQL does.
+const MAX_EVENTS_PER_APPEND: usize = 10_000;
+const MAX_STREAM_ID_LEN: usize = 256;
+
+pub(crate) async fn append(
+    pool: &PgPool,
+    appends: &[StreamAppend],
+) -> Result<AppendResult, StoreError> {
+    validate(appends)?;
+    let arrays = AppendArrays::from(appends);
+    // Two appends of the same new event id to *different* streams do not
+    // share a lock, so one of them meets the unique index instead of the
+    // idempotency check; once more, it sees the stored event.
+    match run(pool, &arrays).await {
+        Err(StoreError::Database(sqlx::Error::Database(error)))
+            if error.constraint() == Some("events_event_id_key") =>
+        {
+            run(pool, &arrays).await
+        }
+        outcome => outcome,
+    }
+}
+
+fn validate(appends: &[StreamAppend]) -> Result<(), StoreError> {
+    let invalid = |message: String| Err(StoreError::InvalidRequest(message));
+    if appends.is_empty() {
+        return invalid("an append needs at least one stream".into());
+    }
+    let mut streams = HashSet::new();
+    let mut event_ids = HashSet::new();
+    let mut total = 0;
+    for append in appends {
+        let id = &append.stream_id;
+        if id.is_empty() || id.len() > MAX_STREAM_ID_LEN {
+            return invalid(format!(
+                "a stream id is 1 to {MAX_STREAM_ID_LEN} bytes, got {} bytes",
+                id.len()
+            ));
+        }
+        if !streams.insert(id.as_str()) {
+            return invalid(format!("stream {id} appears twice in one append"));
+        }
+        if let ExpectedVersion::Exact(version) = append.expected {
+            if version < 0 {
+                return invalid(format!("expected version {version} is negative"));
+            }
+        }
+        for event in &append.events {
+            if event.event_type.is_empty() {
+                return invalid("an event type must not be empty".into());
+            }
+            if !event_ids.insert(event.event_id) {
+                return invalid(format!("event id {} appears twice", event.event_id));
+            }
+        }
+        total += append.events.len();
+    }
+    if total > MAX_EVENTS_PER_APPEND {
+        return invalid(format!(
+            "at most {MAX_EVENTS_PER_APPEND} events per append, got {total}"
+        ));
+    }
+    Ok(())
+}
+
+/// The append as the column arrays `append_events` takes.
+#[derive(Default)]
+struct AppendArrays {
+    streams: Vec<String>,
+    expected_kinds: Vec<&'static str>,
+    expected_versions: Vec<i64>,
+    event_streams: Vec<i32>,
+    event_ids: Vec<Uuid>,
+    event_types: Vec<String>,
+    schema_versions: Vec<i32>,
+    data: Vec<serde_json::Value>,
+    metadata: Vec<serde_json::Value>,
+    correlation_ids: Vec<Option<Uuid>>,
+    causation_ids: Vec<Option<Uuid>>,
+}
+
+impl From<&[StreamAppend]> for AppendArrays {
+    fn from(appends: &[StreamAppend]) -> Self {
+        let mut arrays = AppendArrays::default();
+        for (index, append) in (1_i32..).zip(appends) {
+            let (kind, version) = append.expected.to_sql();
+            arrays.streams.push(append.stream_id.clone());
+            arrays.expected_kinds.push(kind);
+            arrays.expected_versions.push(version);
+            for event in &append.events {
+                arrays.event_streams.push(index);
+                arrays.event_ids.push(event.event_id);
+                arrays.event_types.push(event.event_type.clone());
+                arrays.schema_versions.push(event.schema_version);
+                arrays.data.push(event.data.clone());
+                arrays
+                    .metadata
+                    .push(serde_json::to_value(&event.metadata).unwrap_or(serde_json::Value::Null));
+                arrays.correlation_ids.push(event.metadata.correlation_id);
+                arrays.causation_ids.push(event.metadata.causation_id);
+            }
+        }
+        arrays
+    }
+}
+
+async fn run(pool: &PgPool, arrays: &AppendArrays) -> Result<AppendResult, StoreError> {
+    let rows = sqlx::query_as::<_, AppendRow>(
+        "SELECT * FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(&arrays.streams)
+    .bind(&arrays.expected_kinds)
+    .bind(&arrays.expected_versions)
+    .bind(&arrays.event_streams)
+    .bind(&arrays.event_ids)
+    .bind(&arrays.event_types)
+    .bind(&arrays.schema_versions)
+    .bind(&arrays.data)
+    .bind(&arrays.metadata)
+    .bind(&arrays.correlation_ids)
+    .bind(&arrays.causation_ids)
+    .fetch_all(pool)
+    .await
+    .map_err(|error| map_append_error(error, arrays))?;
+    let written = rows.iter().any(|row| row.written);
+    Ok(AppendResult {
+        written,
+        events: rows.into_iter().map(|row| row.event).collect(),
+    })
+}
+
+#[derive(Deserialize)]
+struct VersionConflict {
+    stream_id: String,
+    actual_version: i64,
+}
+
+/// Turns the `append_events` SQLSTATEs into typed errors.
+fn map_append_error(error: sqlx::Error, arrays: &AppendArrays) -> StoreError {
+    let Some(database) = error.as_database_error() else {
+        return error.into();
+    };
+    let postgres = database.try_downcast_ref::<PgDatabaseError>();
+    let detail = postgres.and_then(PgDatabaseError::detail).unwrap_or("");
+    match database.code().as_deref() {
+        Some("OS001") => match serde_json::from_str::<VersionConflict>(detail) {
+            Ok(conflict) => {
+                let expected = arrays
+                    .streams
+                    .iter()
+                    .position(|stream| *stream == conflict.stream_id)
+                    .map(|index| {
+                        expected_from_sql(
+                            arrays.expected_kinds[index],
+                            arrays.expected_versions[index],
+                        )
+                    })
+                    .unwrap_or(ExpectedVersion::Any);
+                StoreError::WrongExpectedVersion {
+                    stream_id: conflict.stream_id,
+                    expected,
+                    actual: conflict.actual_version,
+                }
+            }
+            Err(_) => StoreError::Database(error),
+        },
+        Some("OS002") => match detail.parse() {
+            Ok(event_id) => StoreError::EventIdConflict { event_id },
+            Err(_) => StoreError::Database(error),
+        },
+        Some("OS003") => StoreError::PartialRepeat,
+        _ => error.into(),
+    }
+}
+
+fn expected_from_sql(kind: &str, version: i64) -> ExpectedVersion {
+    match kind {
+        "no_stream" => ExpectedVersion::NoStream,
+        "stream_exists" => ExpectedVersion::StreamExists,
+        "exact" => ExpectedVersion::Exact(version),
+        _ => ExpectedVersion::Any,
+    }
+}

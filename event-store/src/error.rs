@@ -1,0 +1,69 @@
+//! The store's error type: one variant for each case a caller handles
+//! differently.
+
+use uuid::Uuid;
+
+use crate::ExpectedVersion;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The stream was not at the version the append expected.
+    #[error(
+        "wrong expected version for stream {stream_id}: expected {expected}, actual version {actual}"
+    )]
+    WrongExpectedVersion {
+        stream_id: String,
+        expected: ExpectedVersion,
+        actual: i64,
+    },
+    /// An event id is already stored with different content.
+    #[error("event {event_id} is already stored with other content")]
+    EventIdConflict { event_id: Uuid },
+    /// Some, but not all, of an append's event ids are already stored: the
+    /// append is neither new nor a repeat.
+    #[error("this append is a partial repeat: some of its event ids are already stored")]
+    PartialRepeat,
+    /// The request itself is malformed (empty stream id, repeated stream...).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// The database cannot be reached (connection refused or lost, pool
+    /// exhausted): worth retrying later.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// Any other database failure: a bug or a broken schema.
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+}
+
+impl StoreError {
+    /// True for errors that a later retry may not get: the database was
+    /// unreachable.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error),
+            sqlx::Error::Database(ref database)
+                if database
+                    .code()
+                    .is_some_and(|code| is_unavailable_sqlstate(&code)) =>
+            {
+                StoreError::Unavailable(error)
+            }
+            other => StoreError::Database(other),
+        }
+    }
+}
+
+/// Class 08 (connection exception) and 57P0x (shutdown, cannot connect now).
+fn is_unavailable_sqlstate(code: &str) -> bool {
+    code.starts_with("08") || code.starts_with("57P0")
+}

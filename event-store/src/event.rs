@@ -1,0 +1,110 @@
+//! Events as the store sees them: opaque JSON with a type name, a schema
+//! version and metadata.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::LogCursor;
+
+/// Who and what caused an event. Correlation and causation ids are also
+/// stored in their own indexed columns.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventMetadata {
+    /// The request that started the whole flow this event belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<Uuid>,
+    /// The event (or request) that directly caused this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causation_id: Option<Uuid>,
+    /// Who asked: a user, a subscription name, an operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+}
+
+/// An event to append.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// Unique across the store; appending the same id again with the same
+    /// content is a no-op, which makes retries safe.
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub schema_version: i32,
+    pub data: serde_json::Value,
+    pub metadata: EventMetadata,
+}
+
+impl NewEvent {
+    /// An event with a fresh random id and empty metadata.
+    pub fn new(event_type: impl Into<String>, data: serde_json::Value) -> Self {
+        NewEvent {
+            event_id: Uuid::new_v4(),
+            event_type: event_type.into(),
+            schema_version: 1,
+            data,
+            metadata: EventMetadata::default(),
+        }
+    }
+
+    pub fn with_id(mut self, event_id: Uuid) -> Self {
+        self.event_id = event_id;
+        self
+    }
+
+    pub fn with_schema_version(mut self, schema_version: i32) -> Self {
+        self.schema_version = schema_version;
+        self
+    }
+
+    pub fn with_metadata(mut self, metadata: EventMetadata) -> Self {
+        self.metadata = metadata;
+        self
+    }
+}
+
+/// An event as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct RecordedEvent {
+    /// Unique position in the global log (see [`LogCursor`] for its order).
+    pub position: i64,
+    /// The writing transaction; with `position`, the event's place in the
+    /// order readers see.
+    pub transaction_id: i64,
+    pub stream_id: String,
+    /// 1 for a stream's first event.
+    pub stream_version: i64,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub schema_version: i32,
+    pub data: serde_json::Value,
+    /// The metadata as stored (an object with at least the fields of
+    /// [`EventMetadata`] that were set).
+    pub metadata: serde_json::Value,
+    pub correlation_id: Option<Uuid>,
+    pub causation_id: Option<Uuid>,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl RecordedEvent {
+    /// Where this event is in the log: a checkpoint after handling it.
+    pub fn cursor(&self) -> LogCursor {
+        LogCursor {
+            transaction_id: self.transaction_id,
+            position: self.position,
+        }
+    }
+
+    /// The stream's category: the part of the stream id before the first `-`.
+    pub fn category(&self) -> &str {
+        category_of(&self.stream_id)
+    }
+}
+
+/// `order-42` -> `order`.
+pub(crate) fn category_of(stream_id: &str) -> &str {
+    stream_id.split('-').next().unwrap_or(stream_id)
+}
+
+/// The columns every event query selects, in [`RecordedEvent`]'s shape.
+pub(crate) const EVENT_COLUMNS: &str = "position, transaction_id, stream_id, stream_version, \
+     event_id, event_type, schema_version, data, metadata, correlation_id, causation_id, recorded_at";

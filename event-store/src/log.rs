@@ -1,0 +1,168 @@
+//! The global log: its order, and gap-free reads of it.
+//!
+//! Positions come from a sequence, so they are taken in one order and
+//! committed in another: with concurrent writers, the transaction holding
+//! position 5 may commit after the one holding position 6. A reader that
+//! checkpointed 6 would then never see 5. Instead, readers see events in
+//! `(transaction_id, position)` order and only those of transactions older
+//! than the oldest one still running (`pg_snapshot_xmin`). Every transaction
+//! that can still commit has an id at or above that horizon, so it sorts
+//! after everything already handed out: a checkpoint never passes an event
+//! that is yet to appear. The append function takes its stream locks before
+//! the transaction gets an id, so a stream's events are also in version
+//! order within this order.
+//!
+//! The cost: one long-running writing transaction anywhere in the cluster
+//! holds readers back (not writers) until it ends; the store's connections
+//! set `idle_in_transaction_session_timeout` so a stuck one cannot do so
+//! for long.
+
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+
+use crate::event::EVENT_COLUMNS;
+use crate::{RecordedEvent, StoreError};
+
+/// A place in the global log: the `(transaction_id, position)` of the last
+/// event handled. Ordered as readers see the log.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct LogCursor {
+    pub transaction_id: i64,
+    pub position: i64,
+}
+
+impl LogCursor {
+    /// Before the first event.
+    pub const START: LogCursor = LogCursor {
+        transaction_id: 0,
+        position: 0,
+    };
+}
+
+/// Which events of the log a read or subscription wants.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum LogFilter {
+    #[default]
+    All,
+    /// Streams whose id starts with `{category}-`.
+    Category(String),
+}
+
+/// The horizon below which every transaction has ended: events of older
+/// transactions are all visible and no new one can appear among them.
+const VISIBLE_HORIZON: &str = "(SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint)";
+
+pub(crate) async fn read_after(
+    pool: &PgPool,
+    after: LogCursor,
+    filter: &LogFilter,
+    limit: i64,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let events = match filter {
+        LogFilter::All => {
+            sqlx::query_as::<_, RecordedEvent>(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events \
+                 WHERE (transaction_id, position) > ($1, $2) \
+                   AND transaction_id < {VISIBLE_HORIZON} \
+                 ORDER BY transaction_id, position LIMIT $3"
+            ))
+            .bind(after.transaction_id)
+            .bind(after.position)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }
+        LogFilter::Category(category) => {
+            sqlx::query_as::<_, RecordedEvent>(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events \
+                 WHERE split_part(stream_id, '-', 1) = $4 \
+                   AND (transaction_id, position) > ($1, $2) \
+                   AND transaction_id < {VISIBLE_HORIZON} \
+                 ORDER BY transaction_id, position LIMIT $3"
+            ))
+            .bind(after.transaction_id)
+            .bind(after.position)
+            .bind(limit)
+            .bind(category)
+            .fetch_all(pool)
+            .await?
+        }
+    };
+    Ok(events)
+}
+
+/// Whether events after `after` are committed but not yet visible (their
+/// transaction is younger than a still-running one): a reader should look
+/// again soon rather than wait for the next wake-up.
+pub(crate) async fn has_pending_after(pool: &PgPool, after: LogCursor) -> Result<bool, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT FROM events WHERE (transaction_id, position) > ($1, $2))",
+    )
+    .bind(after.transaction_id)
+    .bind(after.position)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// The cursor of the last visible event, or [`LogCursor::START`].
+pub(crate) async fn head(pool: &PgPool) -> Result<LogCursor, StoreError> {
+    let row: Option<(i64, i64)> = sqlx::query_as(&format!(
+        "SELECT transaction_id, position FROM events \
+         WHERE transaction_id < {VISIBLE_HORIZON} \
+         ORDER BY transaction_id DESC, position DESC LIMIT 1"
+    ))
+    .fetch_optional(pool)
+    .await?;
+    Ok(
+        row.map_or(LogCursor::START, |(transaction_id, position)| LogCursor {
+            transaction_id,
+            position,
+        }),
+    )
+}
+
+/// The cursor just after the event at `position`, for callers who speak in
+/// positions (`GET /events?after=`). Position 0 is the start. A position
+/// that holds no event (a rolled-back append) maps to the cursor of the
+/// nearest event below it.
+pub(crate) async fn cursor_at(pool: &PgPool, position: i64) -> Result<LogCursor, StoreError> {
+    if position <= 0 {
+        return Ok(LogCursor::START);
+    }
+    let row: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT transaction_id, position FROM events WHERE position <= $1 \
+         ORDER BY position DESC LIMIT 1",
+    )
+    .bind(position)
+    .fetch_optional(pool)
+    .await?;
+    Ok(
+        row.map_or(LogCursor::START, |(transaction_id, position)| LogCursor {
+            transaction_id,
+            position,
+        }),
+    )
+}
+
+/// Every event that shares a correlation id, in log order.
+pub(crate) async fn read_correlation(
+    pool: &PgPool,
+    correlation_id: uuid::Uuid,
+    after: LogCursor,
+    limit: i64,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    Ok(sqlx::query_as::<_, RecordedEvent>(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events \
+         WHERE correlation_id = $1 AND (transaction_id, position) > ($2, $3) \
+           AND transaction_id < {VISIBLE_HORIZON} \
+         ORDER BY transaction_id, position LIMIT $4"
+    ))
+    .bind(correlation_id)
+    .bind(after.transaction_id)
+    .bind(after.position)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}

@@ -1,0 +1,223 @@
+//! [`EventStore`]: the handle every reader and writer of the log uses.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool};
+use uuid::Uuid;
+
+use crate::wakeups::Wakeups;
+use crate::{
+    append, checkpoints, log, snapshots, stream, subscribe, AppendResult, AsOf, ExpectedVersion,
+    LogCursor, LogFilter, NewEvent, RecordedEvent, Snapshot, StoreError, StreamAppend, StreamRead,
+    SubscribeOptions, Subscription,
+};
+
+/// How to connect.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub max_connections: u32,
+    /// A transaction idle this long is ended by the server, so a stuck
+    /// client cannot hold back every reader of the log (see `log.rs`).
+    pub idle_in_transaction_timeout: Duration,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_connections: 20,
+            idle_in_transaction_timeout: Duration::from_secs(10),
+            acquire_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A cheap-to-clone handle on the event store.
+#[derive(Clone)]
+pub struct EventStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: PgPool,
+    wakeups: Wakeups,
+}
+
+impl std::fmt::Debug for EventStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventStore").finish_non_exhaustive()
+    }
+}
+
+impl EventStore {
+    /// Connects to the database at `url` (which must be migrated: see
+    /// [`EventStore::migrate`]).
+    pub async fn connect(url: &str, options: &StoreOptions) -> Result<EventStore, StoreError> {
+        let timeout_ms = options.idle_in_transaction_timeout.as_millis().to_string();
+        let connect_options: PgConnectOptions = url
+            .parse::<PgConnectOptions>()?
+            .options([("idle_in_transaction_session_timeout", timeout_ms.as_str())])
+            .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1));
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect_options)
+            .await?;
+        Ok(EventStore::from_pool(pool))
+    }
+
+    /// Wraps an existing pool.
+    pub fn from_pool(pool: PgPool) -> EventStore {
+        EventStore {
+            inner: Arc::new(Inner {
+                wakeups: Wakeups::new(pool.clone()),
+                pool,
+            }),
+        }
+    }
+
+    /// Applies every pending migration.
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        crate::MIGRATOR.run(&self.inner.pool).await
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    pub(crate) fn wakeups(&self) -> &Wakeups {
+        &self.inner.wakeups
+    }
+
+    /// Appends `events` to one stream if its version meets `expected`.
+    #[tracing::instrument(skip(self, events), fields(events = events.len()))]
+    pub async fn append_to_stream(
+        &self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        self.append_to_streams(&[StreamAppend::new(stream_id, expected, events)])
+            .await
+    }
+
+    /// Appends to several streams in one transaction: all or nothing. Each
+    /// stream's expectation is checked; one failing aborts the whole append.
+    #[tracing::instrument(skip_all, fields(streams = appends.len()))]
+    pub async fn append_to_streams(
+        &self,
+        appends: &[StreamAppend],
+    ) -> Result<AppendResult, StoreError> {
+        let result = append::append(&self.inner.pool, appends).await?;
+        if result.written {
+            self.inner.wakeups.appended().await;
+        }
+        Ok(result)
+    }
+
+    /// Reads part of one stream. Sees every committed append at once
+    /// (unlike log reads, which wait for the visibility horizon).
+    pub async fn read_stream(
+        &self,
+        stream_id: &str,
+        read: StreamRead,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        stream::read_stream(&self.inner.pool, stream_id, read).await
+    }
+
+    /// The stream's current version (0 when it has no events).
+    pub async fn stream_version(&self, stream_id: &str) -> Result<i64, StoreError> {
+        stream::stream_version(&self.inner.pool, stream_id).await
+    }
+
+    /// The stream's version as of a point in its past.
+    pub async fn stream_version_as_of(
+        &self,
+        stream_id: &str,
+        as_of: AsOf,
+    ) -> Result<i64, StoreError> {
+        stream::stream_version_as_of(&self.inner.pool, stream_id, as_of).await
+    }
+
+    /// Up to `limit` events after `after` in log order: gap-free, so
+    /// paging by the last event's cursor never skips or repeats one.
+    pub async fn read_log(
+        &self,
+        after: LogCursor,
+        limit: i64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        log::read_after(&self.inner.pool, after, &LogFilter::All, limit).await
+    }
+
+    /// Like [`EventStore::read_log`], for the streams of one category
+    /// (`order` reads `order-*`).
+    pub async fn read_category(
+        &self,
+        category: &str,
+        after: LogCursor,
+        limit: i64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        log::read_after(
+            &self.inner.pool,
+            after,
+            &LogFilter::Category(category.to_owned()),
+            limit,
+        )
+        .await
+    }
+
+    /// Every event of one correlation id (one request's whole flow), in
+    /// log order.
+    pub async fn read_correlation(
+        &self,
+        correlation_id: Uuid,
+        after: LogCursor,
+        limit: i64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        log::read_correlation(&self.inner.pool, correlation_id, after, limit).await
+    }
+
+    /// The cursor of the last event readers can see.
+    pub async fn head(&self) -> Result<LogCursor, StoreError> {
+        log::head(&self.inner.pool).await
+    }
+
+    /// The cursor for "after position `position`", for callers that speak
+    /// in positions.
+    pub async fn cursor_at(&self, position: i64) -> Result<LogCursor, StoreError> {
+        log::cursor_at(&self.inner.pool, position).await
+    }
+
+    /// Every event after `from` that matches the filter, in log order, then
+    /// every new one as it is committed. The stream never ends on its own;
+    /// drop it to stop. Database failures are retried inside.
+    pub fn subscribe(&self, from: LogCursor, options: SubscribeOptions) -> Subscription {
+        subscribe::subscribe(self.clone(), from, options)
+    }
+
+    pub async fn load_checkpoint(&self, name: &str) -> Result<Option<LogCursor>, StoreError> {
+        checkpoints::load(&self.inner.pool, name).await
+    }
+
+    /// Moves a checkpoint forward (never back); returns whether it moved.
+    /// To save it in the same transaction as other writes, use
+    /// [`save_checkpoint`](crate::save_checkpoint) with that transaction.
+    pub async fn save_checkpoint(&self, name: &str, cursor: LogCursor) -> Result<bool, StoreError> {
+        checkpoints::save(&self.inner.pool, name, cursor).await
+    }
+
+    /// Moves a checkpoint anywhere, backward included.
+    pub async fn reset_checkpoint(&self, name: &str, cursor: LogCursor) -> Result<(), StoreError> {
+        checkpoints::reset(&self.inner.pool, name, cursor).await
+    }
+
+    pub async fn load_snapshot(&self, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
+        snapshots::load(&self.inner.pool, stream_id).await
+    }
+
+    pub async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        snapshots::save(&self.inner.pool, snapshot).await
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests of the event store against a real PostgreSQL: each
+//! test gets a fresh database of its own (see `helpers`).
+
+mod append;
+mod concurrency;
+mod helpers;
+mod properties;
+mod reads;
+mod subscription;

@@ -1,0 +1,186 @@
+//! One fresh, migrated database per test, cloned from a template database.
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+use tokio::sync::OnceCell;
+
+use crate::{Cluster, ClusterOptions, EmbeddedError};
+
+/// The server every test of this process uses: `DATABASE_URL` when set,
+/// else a private throwaway cluster started on first use.
+struct TestServer {
+    admin_url: String,
+    _cluster: Option<Cluster>,
+}
+
+static SERVER: OnceCell<TestServer> = OnceCell::const_new();
+static TEMPLATE: OnceCell<String> = OnceCell::const_new();
+
+/// A database of its own for one test, with every migration applied.
+#[derive(Debug, Clone)]
+pub struct TestDatabase {
+    name: String,
+    url: String,
+    pool: PgPool,
+}
+
+impl TestDatabase {
+    /// Creates a fresh database from a template that `migrator` built once
+    /// per process (and per set of migrations, across processes).
+    pub async fn new(migrator: &'static Migrator) -> Result<TestDatabase, EmbeddedError> {
+        let server = SERVER.get_or_try_init(start_server).await?;
+        let template = TEMPLATE
+            .get_or_try_init(|| create_template(&server.admin_url, migrator))
+            .await?;
+        let name = format!("orderstream_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = admin_connection(&server.admin_url).await?;
+        sqlx::query(&format!(
+            r#"CREATE DATABASE "{name}" TEMPLATE "{template}""#
+        ))
+        .execute(&mut admin)
+        .await?;
+        admin.close().await?;
+        let url = database_url(&server.admin_url, &name)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .connect(&url)
+            .await?;
+        Ok(TestDatabase { name, url, pool })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// URL of this test's database, for code that makes its own pools.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+async fn start_server() -> Result<TestServer, EmbeddedError> {
+    if let Ok(url) = std::env::var("DATABASE_URL") {
+        return Ok(TestServer {
+            admin_url: url,
+            _cluster: None,
+        });
+    }
+    let options = ClusterOptions {
+        unsafe_fast: true,
+        settings: vec![("max_connections".into(), "500".into())],
+    };
+    let cluster = tokio::task::spawn_blocking(move || Cluster::start_temporary(&options))
+        .await
+        .map_err(|join| EmbeddedError::Spawn {
+            command: "postgres".into(),
+            source: std::io::Error::other(join.to_string()),
+        })??;
+    Ok(TestServer {
+        admin_url: cluster.url("postgres"),
+        _cluster: Some(cluster),
+    })
+}
+
+async fn admin_connection(admin_url: &str) -> Result<PgConnection, EmbeddedError> {
+    let options: PgConnectOptions = admin_url.parse()?;
+    Ok(options.disable_statement_logging().connect().await?)
+}
+
+fn database_url(admin_url: &str, database: &str) -> Result<String, EmbeddedError> {
+    let mut url = url_without_database(admin_url);
+    url.push('/');
+    url.push_str(database);
+    Ok(url)
+}
+
+/// `postgres://user@host:port/db?params` -> `postgres://user@host:port`
+/// (query parameters are dropped with the database name).
+fn url_without_database(url: &str) -> String {
+    let scheme_end = url.find("://").map_or(0, |index| index + 3);
+    match url[scheme_end..].find('/') {
+        Some(slash) => url[..scheme_end + slash].to_string(),
+        None => url.split('?').next().unwrap_or(url).to_string(),
+    }
+}
+
+/// Builds the template under a temporary name and renames it into place,
+/// so a half-migrated template is never used; the name carries a digest of
+/// the migrations, so a changed migration gets a new template.
+async fn create_template(
+    admin_url: &str,
+    migrator: &'static Migrator,
+) -> Result<String, EmbeddedError> {
+    let digest = migrations_digest(migrator);
+    let template = format!("orderstream_template_{digest:016x}");
+    let mut admin = admin_connection(admin_url).await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)")
+            .bind(&template)
+            .fetch_one(&mut admin)
+            .await?;
+    if exists {
+        return Ok(template);
+    }
+    let building = format!("orderstream_building_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!(r#"CREATE DATABASE "{building}""#))
+        .execute(&mut admin)
+        .await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&database_url(admin_url, &building)?)
+        .await?;
+    migrator.run(&pool).await?;
+    pool.close().await;
+    let renamed = sqlx::query(&format!(
+        r#"ALTER DATABASE "{building}" RENAME TO "{template}""#
+    ))
+    .execute(&mut admin)
+    .await;
+    if renamed.is_err() {
+        // Another process made the same template first; use theirs.
+        sqlx::query(&format!(r#"DROP DATABASE IF EXISTS "{building}""#))
+            .execute(&mut admin)
+            .await?;
+    }
+    admin.close().await?;
+    Ok(template)
+}
+
+fn migrations_digest(migrator: &Migrator) -> u64 {
+    // FNV-1a: stable across processes and Rust versions, unlike `DefaultHasher`.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for migration in migrator.iter() {
+        let bytes = migration
+            .version
+            .to_le_bytes()
+            .into_iter()
+            .chain(migration.checksum.iter().copied());
+        for byte in bytes {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_without_database;
+
+    #[test]
+    fn the_database_name_and_parameters_are_cut_from_a_url() {
+        assert_eq!(
+            url_without_database("postgres://u@h:5432/db?sslmode=disable"),
+            "postgres://u@h:5432"
+        );
+        assert_eq!(
+            url_without_database("postgres://u@h:5432"),
+            "postgres://u@h:5432"
+        );
+    }
+}
