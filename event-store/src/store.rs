@@ -112,7 +112,7 @@ impl EventStore {
     ) -> Result<AppendResult, StoreError> {
         let result = append::append(&self.inner.pool, appends).await?;
         if result.written {
-            self.inner.wakeups.appended().await;
+            self.inner.wakeups.appended();
         }
         Ok(result)
     }

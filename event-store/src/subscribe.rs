@@ -86,7 +86,7 @@ async fn follow(
     options: SubscribeOptions,
     sender: mpsc::Sender<Vec<RecordedEvent>>,
 ) {
-    let mut wakeups = store.wakeups().subscribe().await;
+    let mut wakeups = store.wakeups().subscribe();
     let mut error_delay = ERROR_RETRY_FIRST;
     let mut horizon_delay = HORIZON_RETRY_FIRST;
     loop {

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
-use tokio::sync::{watch, Notify, OnceCell};
+use std::sync::OnceLock;
+
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 pub(crate) const CHANNEL: &str = "orderstream_events";
@@ -23,8 +25,8 @@ pub(crate) struct Wakeups {
     pool: PgPool,
     counter: watch::Sender<u64>,
     notify_others: Arc<Notify>,
-    notifier: OnceCell<JoinHandle<()>>,
-    listener: OnceCell<JoinHandle<()>>,
+    notifier: OnceLock<JoinHandle<()>>,
+    listener: OnceLock<JoinHandle<()>>,
 }
 
 impl Wakeups {
@@ -33,26 +35,24 @@ impl Wakeups {
             pool,
             counter: watch::Sender::new(0),
             notify_others: Arc::new(Notify::new()),
-            notifier: OnceCell::new(),
-            listener: OnceCell::new(),
+            notifier: OnceLock::new(),
+            listener: OnceLock::new(),
         }
     }
 
     /// Called after every committed append that wrote something.
-    pub(crate) async fn appended(&self) {
+    pub(crate) fn appended(&self) {
         self.bump();
         self.notifier
-            .get_or_init(|| async { spawn_notifier(self.pool.clone(), self.notify_others.clone()) })
-            .await;
+            .get_or_init(|| spawn_notifier(self.pool.clone(), self.notify_others.clone()));
         self.notify_others.notify_one();
     }
 
     /// A receiver that changes whenever new events may be readable; starts
     /// the cross-process listener on first use.
-    pub(crate) async fn subscribe(&self) -> watch::Receiver<u64> {
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
         self.listener
-            .get_or_init(|| async { spawn_listener(self.pool.clone(), self.counter.clone()) })
-            .await;
+            .get_or_init(|| spawn_listener(self.pool.clone(), self.counter.clone()));
         self.counter.subscribe()
     }
 
