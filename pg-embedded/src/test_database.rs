@@ -41,7 +41,7 @@ impl TestDatabase {
         .execute(&mut admin)
         .await?;
         admin.close().await?;
-        let url = database_url(&server.admin_url, &name)?;
+        let url = database_url(&server.admin_url, &name);
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .connect(&url)
@@ -91,11 +91,8 @@ async fn admin_connection(admin_url: &str) -> Result<PgConnection, EmbeddedError
     Ok(options.disable_statement_logging().connect().await?)
 }
 
-fn database_url(admin_url: &str, database: &str) -> Result<String, EmbeddedError> {
-    let mut url = url_without_database(admin_url);
-    url.push('/');
-    url.push_str(database);
-    Ok(url)
+fn database_url(admin_url: &str, database: &str) -> String {
+    format!("{}/{database}", url_without_database(admin_url))
 }
 
 /// `postgres://user@host:port/db?params` -> `postgres://user@host:port`
@@ -130,25 +127,45 @@ async fn create_template(
     sqlx::query(&format!(r#"CREATE DATABASE "{building}""#))
         .execute(&mut admin)
         .await?;
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&database_url(admin_url, &building)?)
-        .await?;
-    migrator.run(&pool).await?;
-    pool.close().await;
-    let renamed = sqlx::query(&format!(
-        r#"ALTER DATABASE "{building}" RENAME TO "{template}""#
-    ))
-    .execute(&mut admin)
-    .await;
-    if renamed.is_err() {
-        // Another process made the same template first; use theirs.
-        sqlx::query(&format!(r#"DROP DATABASE IF EXISTS "{building}""#))
-            .execute(&mut admin)
-            .await?;
+    let mut connection = admin_connection(&database_url(admin_url, &building)).await?;
+    migrator.run(&mut connection).await?;
+    connection.close().await?;
+    let rename = format!(r#"ALTER DATABASE "{building}" RENAME TO "{template}""#);
+    match run_when_unused(&mut admin, &rename).await {
+        Ok(()) => {}
+        Err(EmbeddedError::Database(sqlx::Error::Database(error)))
+            if error.code().as_deref() == Some(DUPLICATE_DATABASE) =>
+        {
+            // Another process made the same template first; use theirs.
+            let drop = format!(r#"DROP DATABASE IF EXISTS "{building}""#);
+            run_when_unused(&mut admin, &drop).await?;
+        }
+        Err(error) => return Err(error),
     }
     admin.close().await?;
     Ok(template)
+}
+
+const DUPLICATE_DATABASE: &str = "42P04";
+const OBJECT_IN_USE: &str = "55006";
+
+/// Runs a statement that needs a database to have no sessions. A backend
+/// ends a moment after its client disconnects, so "in use" right after
+/// closing our own pool is retried for a while.
+async fn run_when_unused(admin: &mut PgConnection, statement: &str) -> Result<(), EmbeddedError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match sqlx::query(statement).execute(&mut *admin).await {
+            Ok(_) => return Ok(()),
+            Err(sqlx::Error::Database(error))
+                if error.code().as_deref() == Some(OBJECT_IN_USE)
+                    && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
 }
 
 fn migrations_digest(migrator: &Migrator) -> u64 {

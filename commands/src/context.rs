@@ -1,0 +1,82 @@
+//! Who asked for a command, and how its events are identified.
+
+use aggregates::EncodedEvent;
+use event_store::{EventMetadata, NewEvent};
+use uuid::Uuid;
+
+/// The metadata every event of a command carries, and how its event ids
+/// are chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandContext {
+    /// The request that started the flow; copied into every event.
+    pub correlation_id: Uuid,
+    /// The event (or request) that caused this command.
+    pub causation_id: Uuid,
+    /// Who asked: `api`, a subscription name, an operator.
+    pub actor: String,
+    /// When set, event ids are derived from it (UUID v5) instead of drawn
+    /// at random: a reactor handling the same source event twice then
+    /// produces the same ids, and the store's idempotent append turns the
+    /// second effect into a no-op.
+    id_seed: Option<Uuid>,
+}
+
+impl CommandContext {
+    /// A command from a request: random event ids; the request is both the
+    /// correlation and the cause.
+    pub fn from_request(correlation_id: Uuid, actor: impl Into<String>) -> Self {
+        CommandContext {
+            correlation_id,
+            causation_id: correlation_id,
+            actor: actor.into(),
+            id_seed: None,
+        }
+    }
+
+    /// A command a subscription issues because of `source_event_id`: ids
+    /// are UUID v5 of the subscription name and the source event id.
+    pub fn caused_by_event(
+        subscription: &str,
+        source_event_id: Uuid,
+        correlation_id: Option<Uuid>,
+    ) -> Self {
+        let namespace = Uuid::new_v5(&Uuid::NAMESPACE_OID, subscription.as_bytes());
+        CommandContext {
+            correlation_id: correlation_id.unwrap_or(source_event_id),
+            causation_id: source_event_id,
+            actor: subscription.to_owned(),
+            id_seed: Some(Uuid::new_v5(&namespace, source_event_id.as_bytes())),
+        }
+    }
+
+    /// The id of the `index`-th event this command writes to `stream_id`.
+    pub fn event_id(&self, stream_id: &str, index: usize) -> Uuid {
+        match self.id_seed {
+            Some(seed) => Uuid::new_v5(&seed, format!("{stream_id}/{index}").as_bytes()),
+            None => Uuid::new_v4(),
+        }
+    }
+
+    pub(crate) fn metadata(&self) -> EventMetadata {
+        EventMetadata {
+            correlation_id: Some(self.correlation_id),
+            causation_id: Some(self.causation_id),
+            actor: Some(self.actor.clone()),
+        }
+    }
+
+    /// Turns encoded domain events for `stream_id` into events to append.
+    pub(crate) fn new_events(&self, stream_id: &str, events: &[EncodedEvent]) -> Vec<NewEvent> {
+        events
+            .iter()
+            .enumerate()
+            .map(|(index, event)| NewEvent {
+                event_id: self.event_id(stream_id, index),
+                event_type: event.event_type.to_owned(),
+                schema_version: event.schema_version,
+                data: event.data.clone(),
+                metadata: self.metadata(),
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,28 @@
+//! Command execution: the one path by which domain events reach the store.
+//!
+//! [`CommandExecutor::execute`] loads an aggregate (latest snapshot plus
+//! later events), asks its pure `decide`, and appends the result expecting
+//! exactly the version it loaded; when another writer got there first it
+//! reloads and decides again, a bounded number of times. Decisions that
+//! span several aggregates (reserving an order's lines across SKUs) go
+//! through [`CommandExecutor::reserve_order`] and friends, which append to
+//! every stream involved in one atomic multi-stream append.
+//!
+//! It is not the domain (that is `aggregates`, pure) nor the store (that is
+//! `event-store`, which knows no domain type): it is the glue between them,
+//! used alike by the HTTP API and by the choreography reactors.
+//!
+//! Start reading at [`CommandExecutor`], then `context.rs` for how
+//! correlation, causation and deterministic event ids flow into metadata.
+
+mod context;
+mod error;
+mod executor;
+mod loading;
+mod reservations;
+
+pub use context::CommandContext;
+pub use error::ExecuteError;
+pub use executor::{CommandExecutor, Executed, ExecutorOptions};
+pub use loading::Loaded;
+pub use reservations::ReservationChange;

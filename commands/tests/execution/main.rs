@@ -1,0 +1,7 @@
+//! Command execution against a real PostgreSQL: one fresh database per test.
+
+mod concurrency;
+mod execute;
+mod helpers;
+mod reservations;
+mod snapshots;
