@@ -2,6 +2,7 @@
 //! reserve all lines, release, or commit on shipment, in one atomic
 //! multi-stream append.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 use aggregates::inventory::Inventory;
@@ -52,12 +53,13 @@ impl CommandExecutor {
             };
             let mut inventories: BTreeMap<Sku, Loaded<Inventory>> = BTreeMap::new();
             for sku in skus {
-                if !inventories.contains_key(&sku) {
+                if let Entry::Vacant(slot) = inventories.entry(sku) {
+                    let stream = stream_id::<Inventory>(slot.key());
                     let loaded = self
-                        .load::<Inventory>(&stream_id::<Inventory>(&sku))
+                        .load::<Inventory>(&stream)
                         .await
                         .map_err(|error| error.map_domain(ReservationError::Inventory))?;
-                    inventories.insert(sku, loaded);
+                    slot.insert(loaded);
                 }
             }
             let states: BTreeMap<Sku, Inventory> = inventories
