@@ -23,6 +23,10 @@ pub enum ExecuteError<E> {
         #[source]
         source: EventDecodeError,
     },
+    /// Aggregates that must agree do not (a reservation missing for a
+    /// shipped order): a bug or a hand-edited store, never the caller's fault.
+    #[error("inconsistent state: {0}")]
+    Inconsistent(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -30,8 +34,21 @@ pub enum ExecuteError<E> {
 impl<E> ExecuteError<E> {
     /// The same failure with another domain error type.
     pub fn map_domain<F>(self, map: impl FnOnce(E) -> F) -> ExecuteError<F> {
+        self.replace_domain(|error| ExecuteError::Domain(map(error)))
+    }
+
+    /// The same failure for a caller with another domain error type, to
+    /// whom this domain's refusal is an inconsistency, not a rule it broke.
+    pub fn domain_as_inconsistent<F>(self) -> ExecuteError<F>
+    where
+        E: std::fmt::Display,
+    {
+        self.replace_domain(|error| ExecuteError::Inconsistent(error.to_string()))
+    }
+
+    fn replace_domain<F>(self, replace: impl FnOnce(E) -> ExecuteError<F>) -> ExecuteError<F> {
         match self {
-            ExecuteError::Domain(error) => ExecuteError::Domain(map(error)),
+            ExecuteError::Domain(error) => replace(error),
             ExecuteError::Conflict {
                 stream_id,
                 attempts,
@@ -48,6 +65,7 @@ impl<E> ExecuteError<E> {
                 version,
                 source,
             },
+            ExecuteError::Inconsistent(message) => ExecuteError::Inconsistent(message),
             ExecuteError::Store(error) => ExecuteError::Store(error),
         }
     }

@@ -1,0 +1,204 @@
+//! What operators ask of subscriptions: status, parked events, replay,
+//! reset and rebuild. Changes are requests that the owning process carries
+//! out (see `runtime`), so they never race its live loop.
+
+use chrono::{DateTime, Utc};
+use event_store::{EventStore, StoreError};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::reactors;
+use crate::runtime::{enqueue_request, RequestKind, ACTIVE_STATES, PARKED_COUNT_SQL};
+
+/// Read models that can be rebuilt.
+pub const PROJECTIONS: &[&str] = &["orders", "stock", "payments"];
+/// Reactors of the choreography.
+pub const REACTORS: &[&str] = &[
+    reactors::inventory::NAME,
+    reactors::order::NAME,
+    reactors::fulfilment::NAME,
+    reactors::payment::NAME,
+];
+
+pub fn subscription_names() -> Vec<&'static str> {
+    PROJECTIONS.iter().chain(REACTORS).copied().collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OperationsError {
+    #[error("no subscription named {0:?}")]
+    UnknownSubscription(String),
+    #[error("no projection named {0:?}; projections are orders, stock and payments")]
+    UnknownProjection(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for OperationsError {
+    fn from(error: sqlx::Error) -> Self {
+        OperationsError::Store(error.into())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SubscriptionStatus {
+    pub name: String,
+    /// The position of the last event handled (0: none yet).
+    pub position: i64,
+    /// The position of the last event readers can see.
+    pub head: i64,
+    /// Events of the log not yet handled.
+    pub lag: i64,
+    pub parked: i64,
+    /// running, catching_up, rebuilding or stopped.
+    pub state: String,
+    pub owner: Option<String>,
+}
+
+/// An owner that has not reported for this long is taken for dead.
+const STALE_AFTER_SECONDS: f64 = 15.0;
+
+pub async fn subscription_statuses(
+    store: &EventStore,
+) -> Result<Vec<SubscriptionStatus>, OperationsError> {
+    let head = store.head().await?;
+    let mut statuses = Vec::new();
+    for name in subscription_names() {
+        let cursor = store.load_checkpoint(name).await?.unwrap_or_default();
+        let lag: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM events WHERE (transaction_id, position) > ($1, $2) \
+               AND (transaction_id, position) <= ($3, $4)",
+        )
+        .bind(cursor.transaction_id)
+        .bind(cursor.position)
+        .bind(head.transaction_id)
+        .bind(head.position)
+        .fetch_one(store.pool())
+        .await?;
+        let parked: i64 = sqlx::query_scalar(PARKED_COUNT_SQL)
+            .bind(name)
+            .fetch_one(store.pool())
+            .await?;
+        let reported: Option<(Option<String>, String, f64)> = sqlx::query_as(
+            "SELECT owner, state, extract(epoch FROM now() - heartbeat_at)::float8 \
+             FROM subscription_status WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(store.pool())
+        .await?;
+        let (owner, state) = match reported {
+            Some((owner, state, age))
+                if age < STALE_AFTER_SECONDS && ACTIVE_STATES.contains(&state.as_str()) =>
+            {
+                (owner, state)
+            }
+            _ => (None, "stopped".to_owned()),
+        };
+        statuses.push(SubscriptionStatus {
+            name: name.to_owned(),
+            position: cursor.position,
+            head: head.position,
+            lag,
+            parked,
+            state,
+            owner,
+        });
+    }
+    Ok(statuses)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct ParkedEvent {
+    pub position: i64,
+    pub event_id: Uuid,
+    pub stream_id: String,
+    pub stream_version: i64,
+    pub event_type: String,
+    pub attempts: i32,
+    pub last_error: String,
+    /// Set for an event that did not fail itself but waits behind the
+    /// failing event at this position.
+    pub blocked_by: Option<i64>,
+    pub parked_at: DateTime<Utc>,
+}
+
+fn known_subscription(name: &str) -> Result<&'static str, OperationsError> {
+    subscription_names()
+        .into_iter()
+        .find(|known| *known == name)
+        .ok_or_else(|| OperationsError::UnknownSubscription(name.to_owned()))
+}
+
+pub async fn parked_events(
+    store: &EventStore,
+    subscription: &str,
+) -> Result<Vec<ParkedEvent>, OperationsError> {
+    let name = known_subscription(subscription)?;
+    Ok(sqlx::query_as::<_, ParkedEvent>(
+        "SELECT position, event_id, stream_id, stream_version, event_type, attempts, last_error, \
+                blocked_by, parked_at \
+           FROM parked_events WHERE subscription = $1 ORDER BY transaction_id, position",
+    )
+    .bind(name)
+    .fetch_all(store.pool())
+    .await?)
+}
+
+pub async fn request_replay_parked(
+    store: &EventStore,
+    subscription: &str,
+) -> Result<(), OperationsError> {
+    let name = known_subscription(subscription)?;
+    Ok(enqueue_request(store.pool(), name, RequestKind::ReplayParked).await?)
+}
+
+pub async fn request_reset(
+    store: &EventStore,
+    subscription: &str,
+    position: i64,
+) -> Result<(), OperationsError> {
+    let name = known_subscription(subscription)?;
+    Ok(enqueue_request(store.pool(), name, RequestKind::Reset { position }).await?)
+}
+
+pub async fn request_rebuild(store: &EventStore, projection: &str) -> Result<(), OperationsError> {
+    let name = PROJECTIONS
+        .iter()
+        .find(|known| **known == projection)
+        .ok_or_else(|| OperationsError::UnknownProjection(projection.to_owned()))?;
+    Ok(enqueue_request(store.pool(), name, RequestKind::Rebuild).await?)
+}
+
+/// `(events done, events in the log)` while a rebuild of `projection` runs.
+pub async fn rebuild_progress(
+    store: &EventStore,
+    projection: &str,
+) -> Result<Option<(i64, i64)>, OperationsError> {
+    if !PROJECTIONS.contains(&projection) {
+        return Err(OperationsError::UnknownProjection(projection.to_owned()));
+    }
+    let row: Option<(Option<i64>, Option<i64>)> = sqlx::query_as(
+        "SELECT rebuild_done, rebuild_total FROM subscription_status WHERE name = $1",
+    )
+    .bind(projection)
+    .fetch_optional(store.pool())
+    .await?;
+    Ok(match row {
+        Some((Some(done), Some(total))) => Some((done, total)),
+        _ => None,
+    })
+}
+
+/// Whether a rebuild of `projection` was requested and is not finished.
+pub async fn rebuild_pending(
+    store: &EventStore,
+    projection: &str,
+) -> Result<bool, OperationsError> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT FROM subscription_requests \
+         WHERE subscription = $1 AND kind = 'rebuild' AND done_at IS NULL)",
+    )
+    .bind(projection)
+    .fetch_one(store.pool())
+    .await?)
+}

@@ -1,0 +1,130 @@
+//! OrderShipped (or a payment retry) -> capture through the gateway ->
+//! PaymentCaptured or PaymentFailed.
+//!
+//! A transient gateway failure is recorded (retryable) and returned as an
+//! error, so the runtime retries the event with backoff; the retry starts
+//! the next attempt. A permanent failure is final and reaches the order.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use commands::{CommandContext, CommandExecutor};
+use event_store::RecordedEvent;
+use uuid::Uuid;
+
+use aggregates::order::{Order, OrderEvent};
+use aggregates::payment::{GatewayOutcome, Payment, PaymentCommand, PaymentStatus};
+use aggregates::stream_id;
+
+use super::{context_for, failed, id_in_stream};
+use crate::gateway::{CaptureRequest, PaymentGateway};
+use crate::read_models::decode;
+use crate::{HandlerError, Reactor};
+
+pub const NAME: &str = "payment-reactor";
+
+pub struct PaymentReactor {
+    pub executor: CommandExecutor,
+    pub gateway: Arc<dyn PaymentGateway>,
+}
+
+#[async_trait]
+impl Reactor for PaymentReactor {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn category(&self) -> Option<&'static str> {
+        Some("order")
+    }
+
+    async fn react(&self, event: &RecordedEvent) -> Result<(), HandlerError> {
+        if event.category() != "order" {
+            return Ok(());
+        }
+        let requested_attempt = match decode::<OrderEvent>(event)? {
+            OrderEvent::Shipped {} => 1,
+            OrderEvent::PaymentRetryRequested { attempt } => attempt,
+            _ => return Ok(()),
+        };
+        let order_id = id_in_stream(event, "order")?;
+        self.pay(order_id, requested_attempt, &context_for(NAME, event))
+            .await
+    }
+}
+
+impl PaymentReactor {
+    async fn pay(
+        &self,
+        order_id: Uuid,
+        requested_attempt: u32,
+        context: &CommandContext,
+    ) -> Result<(), HandlerError> {
+        let order = self
+            .executor
+            .load::<Order>(&stream_id::<Order>(order_id))
+            .await
+            .map_err(failed)?;
+        let Some(placed) = order.state.placed else {
+            return Err(HandlerError::new(format!(
+                "order {order_id} was never placed"
+            )));
+        };
+        let stream = stream_id::<Payment>(order_id);
+        let payment = self
+            .executor
+            .load::<Payment>(&stream)
+            .await
+            .map_err(failed)?;
+        // The attempt to make now. A redelivery of the same event (after a
+        // crash, or the runtime's retry of a transient failure) must not
+        // capture twice nor repeat a permanent failure.
+        let state = &payment.state;
+        let attempt = match state.status {
+            None => 1,
+            Some(PaymentStatus::Captured | PaymentStatus::Refunded) => return Ok(()),
+            // Requested but no outcome recorded: ask the gateway again for
+            // the same attempt (idempotent on its side).
+            Some(PaymentStatus::Requested) => state.attempts,
+            Some(PaymentStatus::Failed) => {
+                let retryable = state.last_failure.as_ref().is_some_and(|f| f.retryable);
+                if retryable || requested_attempt > state.attempts {
+                    state.attempts + 1
+                } else {
+                    return Ok(());
+                }
+            }
+        };
+        let request = PaymentCommand::Request {
+            order_id,
+            amount: placed.total,
+            currency: placed.currency,
+            method: placed.payment_method,
+            attempt,
+        };
+        self.executor
+            .execute::<Payment>(&stream, &request, context)
+            .await
+            .map_err(failed)?;
+        let outcome = self
+            .gateway
+            .capture(&CaptureRequest {
+                order_id,
+                attempt,
+                amount: placed.total,
+                currency: placed.currency,
+                method: placed.payment_method,
+            })
+            .await;
+        self.executor
+            .execute::<Payment>(&stream, &outcome.to_command(order_id, attempt), context)
+            .await
+            .map_err(failed)?;
+        match outcome {
+            GatewayOutcome::TransientFailure => Err(HandlerError::new(format!(
+                "payment attempt {attempt} of order {order_id} failed transiently; will retry"
+            ))),
+            GatewayOutcome::Captured | GatewayOutcome::PermanentFailure => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Order summaries: one row per order, what `GET /orders/{id}` serves.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use event_store::RecordedEvent;
+use rust_decimal::Decimal;
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use aggregates::order::OrderEvent;
+
+use super::decode;
+use crate::{HandlerError, Projection};
+
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct OrderSummary {
+    pub order_id: Uuid,
+    pub customer_id: String,
+    pub status: String,
+    pub currency: String,
+    pub total: Decimal,
+    /// `[{"sku", "quantity", "unit_price"}]`
+    pub lines: serde_json::Value,
+    pub payment_method: String,
+    pub correlation_id: Option<Uuid>,
+    pub version: i64,
+    pub placed_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub shortages: Option<serde_json::Value>,
+    pub cancel_reason: Option<String>,
+    pub payment_error: Option<String>,
+}
+
+pub async fn find_order(
+    pool: &PgPool,
+    order_id: Uuid,
+) -> Result<Option<OrderSummary>, sqlx::Error> {
+    sqlx::query_as::<_, OrderSummary>("SELECT * FROM order_summaries WHERE order_id = $1")
+        .bind(order_id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Projects `order-*` streams into `order_summaries`.
+pub struct OrderSummaries;
+
+#[async_trait]
+impl Projection for OrderSummaries {
+    fn name(&self) -> &'static str {
+        "orders"
+    }
+
+    fn category(&self) -> &'static str {
+        "order"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["order_summaries"]
+    }
+
+    async fn apply(
+        &self,
+        connection: &mut PgConnection,
+        event: &RecordedEvent,
+    ) -> Result<(), HandlerError> {
+        if event.category() != "order" {
+            return Ok(());
+        }
+        let order_event: OrderEvent = decode(event)?;
+        if let OrderEvent::Placed {
+            order_id,
+            customer_id,
+            currency,
+            lines,
+            total,
+            payment_method,
+        } = &order_event
+        {
+            sqlx::query(
+                "INSERT INTO order_summaries (order_id, customer_id, status, currency, total, \
+                     lines, payment_method, correlation_id, version, placed_at, updated_at) \
+                 VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $9) \
+                 ON CONFLICT (order_id) DO NOTHING",
+            )
+            .bind(order_id)
+            .bind(customer_id)
+            .bind(currency.code())
+            .bind(total)
+            .bind(serde_json::to_value(lines).map_err(HandlerError::new)?)
+            .bind(payment_method.as_str())
+            .bind(event.correlation_id)
+            .bind(event.stream_version)
+            .bind(event.recorded_at)
+            .execute(&mut *connection)
+            .await?;
+            return Ok(());
+        }
+        let (status, shortages, cancel_reason, payment_error) = match &order_event {
+            OrderEvent::Placed { .. } => return Ok(()),
+            OrderEvent::Reserved {} => ("reserved", None, None, None),
+            OrderEvent::Rejected { shortages } => (
+                "rejected",
+                Some(serde_json::to_value(shortages).map_err(HandlerError::new)?),
+                None,
+                None,
+            ),
+            OrderEvent::Cancelled { reason } => ("cancelled", None, Some(reason.clone()), None),
+            OrderEvent::Shipped {} => ("shipped", None, None, None),
+            OrderEvent::Paid { .. } => ("paid", None, None, None),
+            OrderEvent::PaymentFailed { reason } => {
+                ("payment_failed", None, None, Some(reason.clone()))
+            }
+            // A retry goes back to waiting for payment, as after shipping.
+            OrderEvent::PaymentRetryRequested { .. } => ("shipped", None, None, None),
+        };
+        sqlx::query(
+            "UPDATE order_summaries SET status = $2, version = $3, updated_at = $4, \
+                 shortages = coalesce($5, shortages), cancel_reason = coalesce($6, cancel_reason), \
+                 payment_error = CASE WHEN $2 = 'payment_failed' THEN $7 ELSE NULL END \
+             WHERE order_id = $1 AND version < $3",
+        )
+        .bind(order_id_of(event)?)
+        .bind(status)
+        .bind(event.stream_version)
+        .bind(event.recorded_at)
+        .bind(shortages)
+        .bind(cancel_reason)
+        .bind(payment_error)
+        .execute(&mut *connection)
+        .await?;
+        Ok(())
+    }
+}
+
+/// `order-{uuid}` -> the uuid.
+fn order_id_of(event: &RecordedEvent) -> Result<Uuid, HandlerError> {
+    event
+        .stream_id
+        .strip_prefix("order-")
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(|| HandlerError::new(format!("{} is not an order stream", event.stream_id)))
+}

@@ -1,0 +1,114 @@
+//! Payments per order.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use event_store::RecordedEvent;
+use rust_decimal::Decimal;
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use aggregates::payment::PaymentEvent;
+
+use super::decode;
+use crate::{HandlerError, Projection};
+
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct PaymentSummary {
+    pub order_id: Uuid,
+    pub status: String,
+    pub amount: Decimal,
+    pub currency: String,
+    pub method: String,
+    pub attempts: i32,
+    pub reference: Option<String>,
+    pub last_error: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+pub async fn find_payment(
+    pool: &PgPool,
+    order_id: Uuid,
+) -> Result<Option<PaymentSummary>, sqlx::Error> {
+    sqlx::query_as::<_, PaymentSummary>("SELECT * FROM payments WHERE order_id = $1")
+        .bind(order_id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Projects `payment-*` streams into `payments`.
+pub struct Payments;
+
+#[async_trait]
+impl Projection for Payments {
+    fn name(&self) -> &'static str {
+        "payments"
+    }
+
+    fn category(&self) -> &'static str {
+        "payment"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["payments"]
+    }
+
+    async fn apply(
+        &self,
+        connection: &mut PgConnection,
+        event: &RecordedEvent,
+    ) -> Result<(), HandlerError> {
+        if event.category() != "payment" {
+            return Ok(());
+        }
+        let statement = match decode::<PaymentEvent>(event)? {
+            PaymentEvent::Requested {
+                order_id,
+                amount,
+                currency,
+                method,
+                attempt,
+            } => sqlx::query(
+                "INSERT INTO payments (order_id, status, amount, currency, method, attempts, updated_at) \
+                 VALUES ($1, 'requested', $2, $3, $4, $5, $6) \
+                 ON CONFLICT (order_id) DO UPDATE SET status = 'requested', \
+                     attempts = excluded.attempts, updated_at = excluded.updated_at",
+            )
+            .bind(order_id)
+            .bind(amount)
+            .bind(currency.code())
+            .bind(method.as_str())
+            .bind(i32::try_from(attempt).unwrap_or(i32::MAX))
+            .bind(event.recorded_at),
+            PaymentEvent::Captured { reference, .. } => sqlx::query(
+                "UPDATE payments SET status = 'captured', reference = $2, last_error = NULL, \
+                     updated_at = $3 WHERE order_id = $1",
+            )
+            .bind(order_id_of(event)?)
+            .bind(reference)
+            .bind(event.recorded_at),
+            PaymentEvent::Failed { reason, .. } => sqlx::query(
+                "UPDATE payments SET status = 'failed', last_error = $2, updated_at = $3 \
+                 WHERE order_id = $1",
+            )
+            .bind(order_id_of(event)?)
+            .bind(reason)
+            .bind(event.recorded_at),
+            PaymentEvent::Refunded { .. } => sqlx::query(
+                "UPDATE payments SET status = 'refunded', updated_at = $2 WHERE order_id = $1",
+            )
+            .bind(order_id_of(event)?)
+            .bind(event.recorded_at),
+        };
+        statement.execute(&mut *connection).await?;
+        Ok(())
+    }
+}
+
+fn order_id_of(event: &RecordedEvent) -> Result<Uuid, HandlerError> {
+    event
+        .stream_id
+        .strip_prefix("payment-")
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(|| HandlerError::new(format!("{} is not a payment stream", event.stream_id)))
+}

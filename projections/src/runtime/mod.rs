@@ -1,0 +1,223 @@
+//! The subscription runtime: one worker per subscription, each catching up
+//! from its checkpoint and then following the log live.
+//!
+//! - Ownership: a worker only runs while it holds its subscription's
+//!   advisory lock (`ownership.rs`), so several processes can run the same
+//!   runtime against one database: one owner per subscription, and another
+//!   takes over within seconds when the owner dies.
+//! - Failures: a failing event is retried with exponential backoff and
+//!   jitter, then parked (`parking.rs`); later events of its stream are
+//!   parked behind it, other streams go on.
+//! - Operator requests (replay parked, reset, rebuild) are rows the owner
+//!   picks up (`requests.rs`), so they never race the live loop.
+
+mod ownership;
+mod parking;
+mod rebuild;
+mod requests;
+mod retry;
+mod status;
+mod worker;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use commands::CommandExecutor;
+use event_store::{EventStore, RecordedEvent};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::gateway::{PaymentGateway, SimulatedGateway};
+use crate::reactors::fulfilment::FulfilmentReactor;
+use crate::reactors::inventory::InventoryReactor;
+use crate::reactors::order::OrderReactor;
+use crate::reactors::payment::PaymentReactor;
+use crate::read_models::orders::OrderSummaries;
+use crate::read_models::payments::Payments;
+use crate::read_models::stock::StockLevels;
+use crate::{Projection, Reactor};
+
+pub(crate) use parking::PARKED_COUNT_SQL;
+pub(crate) use requests::{enqueue_request, RequestKind};
+pub(crate) use status::ACTIVE_STATES;
+
+/// Whether reserved orders ship at once or wait for `POST .../ship`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Fulfilment {
+    #[default]
+    Auto,
+    Manual,
+}
+
+impl FromStr for Fulfilment {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, String> {
+        match value {
+            "auto" => Ok(Fulfilment::Auto),
+            "manual" => Ok(Fulfilment::Manual),
+            other => Err(format!(
+                "fulfilment mode must be auto or manual, got {other:?}"
+            )),
+        }
+    }
+}
+
+/// A test hook: called after a batch's effects and before its checkpoint;
+/// returning true makes the worker stop right there, as a crash would.
+pub type CrashHook = Arc<dyn Fn(&str, &RecordedEvent) -> bool + Send + Sync>;
+
+#[derive(Clone)]
+pub struct RuntimeOptions {
+    pub fulfilment: Fulfilment,
+    pub gateway: Arc<dyn PaymentGateway>,
+    /// Attempts at one event before it is parked.
+    pub max_attempts: u32,
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// Events handled per transaction (projections) or per checkpoint
+    /// (reactors) while catching up.
+    pub batch_size: usize,
+    /// How often a worker without its lock tries to take it, and how often
+    /// an owner checks it still has it.
+    pub ownership_interval: Duration,
+    /// How often an owner looks for operator requests.
+    pub request_interval: Duration,
+    pub crash_before_checkpoint: Option<CrashHook>,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            fulfilment: Fulfilment::Auto,
+            gateway: Arc::new(SimulatedGateway),
+            max_attempts: 5,
+            retry_base: Duration::from_millis(20),
+            retry_max: Duration::from_secs(2),
+            batch_size: 500,
+            ownership_interval: Duration::from_secs(1),
+            request_interval: Duration::from_millis(250),
+            crash_before_checkpoint: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for RuntimeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeOptions")
+            .field("fulfilment", &self.fulfilment)
+            .field("max_attempts", &self.max_attempts)
+            .field("batch_size", &self.batch_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Something the runtime drives.
+#[derive(Clone)]
+pub enum Subscriber {
+    Projection(Arc<dyn Projection>),
+    Reactor(Arc<dyn Reactor>),
+}
+
+impl Subscriber {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Subscriber::Projection(projection) => projection.name(),
+            Subscriber::Reactor(reactor) => reactor.name(),
+        }
+    }
+}
+
+/// Every subscription of orderstream: the read models and the reactors.
+pub fn standard_subscribers(
+    executor: &CommandExecutor,
+    options: &RuntimeOptions,
+) -> Vec<Subscriber> {
+    let mut subscribers = vec![
+        Subscriber::Projection(Arc::new(OrderSummaries)),
+        Subscriber::Projection(Arc::new(StockLevels)),
+        Subscriber::Projection(Arc::new(Payments)),
+        Subscriber::Reactor(Arc::new(InventoryReactor {
+            executor: executor.clone(),
+        })),
+        Subscriber::Reactor(Arc::new(OrderReactor {
+            executor: executor.clone(),
+        })),
+        Subscriber::Reactor(Arc::new(PaymentReactor {
+            executor: executor.clone(),
+            gateway: options.gateway.clone(),
+        })),
+    ];
+    if options.fulfilment == Fulfilment::Auto {
+        subscribers.push(Subscriber::Reactor(Arc::new(FulfilmentReactor {
+            executor: executor.clone(),
+        })));
+    }
+    subscribers
+}
+
+pub struct SubscriptionRuntime;
+
+impl SubscriptionRuntime {
+    /// Starts every standard subscription.
+    pub fn start(executor: CommandExecutor, options: RuntimeOptions) -> RuntimeHandle {
+        let subscribers = standard_subscribers(&executor, &options);
+        Self::start_with(executor.store().clone(), subscribers, options)
+    }
+
+    /// Starts the given subscribers (tests use their own).
+    pub fn start_with(
+        store: EventStore,
+        subscribers: Vec<Subscriber>,
+        options: RuntimeOptions,
+    ) -> RuntimeHandle {
+        let (stop, stopped) = watch::channel(false);
+        let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
+        let tasks = subscribers
+            .into_iter()
+            .map(|subscriber| {
+                tokio::spawn(worker::run(
+                    store.clone(),
+                    subscriber,
+                    options.clone(),
+                    owner.clone(),
+                    stopped.clone(),
+                ))
+            })
+            .collect();
+        RuntimeHandle { stop, tasks, owner }
+    }
+}
+
+/// Controls a running runtime.
+pub struct RuntimeHandle {
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    owner: String,
+}
+
+impl RuntimeHandle {
+    /// This runtime's owner id, as shown in subscription status.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// Stops every worker at a clean checkpoint and waits for them.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+
+    /// Stops every worker at once, wherever it is, as a crash would (tests).
+    pub async fn abort(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}

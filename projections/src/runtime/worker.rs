@@ -1,0 +1,597 @@
+//! One subscription's worker: take ownership, then catch up and follow the
+//! log, handling each event with retries, parking what keeps failing, and
+//! carrying out operator requests between batches.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use event_store::{
+    EventStore, LogCursor, LogFilter, RecordedEvent, StoreError, SubscribeOptions, Subscription,
+};
+use futures::{FutureExt, StreamExt};
+use sqlx::PgConnection;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::ownership::Ownership;
+use super::requests::{mark_done, next_pending, RequestKind};
+use super::retry::backoff;
+use super::{parking, rebuild, status, RuntimeOptions, Subscriber};
+use crate::{HandlerError, Projection};
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RuntimeError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("lost ownership of the subscription")]
+    LostOwnership,
+    #[error("stopped by the crash hook before saving a checkpoint")]
+    InjectedCrash,
+    #[error("rebuild failed: {0}")]
+    Rebuild(String),
+}
+
+/// Runs one subscription until `stopped` turns true.
+pub(crate) async fn run(
+    store: EventStore,
+    subscriber: Subscriber,
+    options: RuntimeOptions,
+    owner: String,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let name = subscriber.name();
+    let mut failures = 0;
+    while !*stopped.borrow() {
+        let ownership = match Ownership::try_acquire(&store, name).await {
+            Ok(Some(ownership)) => ownership,
+            Ok(None) => {
+                pause(&mut stopped, options.ownership_interval).await;
+                continue;
+            }
+            Err(error) => {
+                tracing::warn!(subscription = name, %error, "cannot try to take ownership");
+                pause(&mut stopped, options.ownership_interval).await;
+                continue;
+            }
+        };
+        tracing::info!(subscription = name, %owner, "took ownership");
+        let mut worker = Worker {
+            store: store.clone(),
+            subscriber: subscriber.clone(),
+            options: options.clone(),
+            owner: owner.clone(),
+            ownership,
+            cursor: LogCursor::START,
+            blocked: HashMap::new(),
+            rebuild: None,
+        };
+        let outcome = worker.run(&mut stopped).await;
+        worker.ownership.release().await;
+        match outcome {
+            Ok(()) => {
+                let _ = status::report(store.pool(), name, None, status::STOPPED).await;
+            }
+            Err(error) => {
+                failures += 1;
+                tracing::warn!(subscription = name, %error, "worker stopped; will take over again");
+                pause(
+                    &mut stopped,
+                    backoff(failures, options.retry_base, options.retry_max),
+                )
+                .await;
+            }
+        }
+    }
+}
+
+/// Waits `delay`, or less if the runtime is stopping.
+async fn pause(stopped: &mut watch::Receiver<bool>, delay: Duration) {
+    tokio::select! {
+        _ = stopped.changed() => {}
+        _ = tokio::time::sleep(delay) => {}
+    }
+}
+
+type RebuildTask = JoinHandle<Result<(PgConnection, LogCursor), RuntimeError>>;
+
+struct Worker {
+    store: EventStore,
+    subscriber: Subscriber,
+    options: RuntimeOptions,
+    owner: String,
+    ownership: Ownership,
+    cursor: LogCursor,
+    /// Streams with parked events, each with its failing head's position.
+    blocked: HashMap<String, i64>,
+    /// A rebuild filling fresh tables in the background, with its request id.
+    rebuild: Option<(i64, RebuildTask)>,
+}
+
+impl Worker {
+    fn name(&self) -> &'static str {
+        self.subscriber.name()
+    }
+
+    async fn run(&mut self, stopped: &mut watch::Receiver<bool>) -> Result<(), RuntimeError> {
+        self.cursor = self
+            .store
+            .load_checkpoint(self.name())
+            .await?
+            .unwrap_or(LogCursor::START);
+        self.blocked = parking::blocked_streams(self.store.pool(), self.name()).await?;
+        let mut head = self.store.head().await?;
+        let mut state = self.report_progress(head, None).await?;
+        let mut subscription = self.subscribe();
+        let mut ownership_check = tokio::time::interval(self.options.ownership_interval);
+        let mut request_check = tokio::time::interval(self.options.request_interval);
+        loop {
+            tokio::select! {
+                biased;
+                _ = stopped.changed() => return Ok(()),
+                _ = ownership_check.tick() => {
+                    if !self.ownership.still_held().await {
+                        return Err(RuntimeError::LostOwnership);
+                    }
+                    head = self.store.head().await?;
+                    state = self.report_progress(head, Some(state)).await?;
+                }
+                _ = request_check.tick() => {
+                    if self.carry_out_requests().await? {
+                        subscription = self.subscribe();
+                    }
+                }
+                finished = wait_for_rebuild(&mut self.rebuild) => {
+                    if self.finish_rebuild(finished).await? {
+                        subscription = self.subscribe();
+                    }
+                }
+                next = subscription.next() => {
+                    let Some(first) = next else {
+                        return Err(RuntimeError::Rebuild("the subscription ended".into()));
+                    };
+                    let mut batch = vec![first];
+                    while batch.len() < self.options.batch_size {
+                        match subscription.next().now_or_never() {
+                            Some(Some(event)) => batch.push(event),
+                            _ => break,
+                        }
+                    }
+                    self.handle_batch(batch).await?;
+                    if state != status::RUNNING && self.cursor >= head {
+                        state = self.report_progress(head, Some(state)).await?;
+                    }
+                }
+            }
+        }
+    }
+
+    fn subscribe(&self) -> Subscription {
+        let filter = match &self.subscriber {
+            Subscriber::Projection(projection) => {
+                LogFilter::Category(projection.category().to_owned())
+            }
+            Subscriber::Reactor(reactor) => reactor.category().map_or(LogFilter::All, |category| {
+                LogFilter::Category(category.to_owned())
+            }),
+        };
+        self.store.subscribe(
+            self.cursor,
+            SubscribeOptions {
+                filter,
+                batch_size: i64::try_from(self.options.batch_size).unwrap_or(500),
+                ..SubscribeOptions::default()
+            },
+        )
+    }
+
+    /// Reports the state (catching up, running or rebuilding) with a
+    /// heartbeat; returns it.
+    async fn report_progress(
+        &self,
+        head: LogCursor,
+        _previous: Option<&'static str>,
+    ) -> Result<&'static str, RuntimeError> {
+        let state = if self.rebuild.is_some() {
+            status::REBUILDING
+        } else if self.cursor >= head {
+            status::RUNNING
+        } else {
+            status::CATCHING_UP
+        };
+        status::report(self.store.pool(), self.name(), Some(&self.owner), state).await?;
+        Ok(state)
+    }
+
+    async fn handle_batch(&mut self, batch: Vec<RecordedEvent>) -> Result<(), RuntimeError> {
+        let Some(last) = batch.last().map(RecordedEvent::cursor) else {
+            return Ok(());
+        };
+        match self.subscriber.clone() {
+            Subscriber::Projection(projection) => {
+                if !self
+                    .project_batch(projection.as_ref(), &batch, last)
+                    .await?
+                {
+                    for event in &batch {
+                        self.project_one(projection.as_ref(), event).await?;
+                    }
+                }
+            }
+            Subscriber::Reactor(reactor) => {
+                for event in &batch {
+                    if let Some(head) = self.blocked.get(&event.stream_id).copied() {
+                        parking::park(
+                            self.store.pool(),
+                            self.name(),
+                            event,
+                            0,
+                            "waiting behind a parked event",
+                            Some(head),
+                        )
+                        .await?;
+                        continue;
+                    }
+                    let outcome = self
+                        .with_retries(|| {
+                            let reactor = reactor.clone();
+                            async move { reactor.react(event).await }
+                        })
+                        .await;
+                    if let Err((attempts, error)) = outcome {
+                        self.park_failed(event, attempts, &error).await?;
+                    }
+                }
+                self.crash_if_asked(&batch)?;
+                self.store.save_checkpoint(self.name(), last).await?;
+            }
+        }
+        self.cursor = last;
+        Ok(())
+    }
+
+    /// The whole batch and its checkpoint in one transaction. False if an
+    /// event failed: nothing was written, and the caller goes one by one.
+    async fn project_batch(
+        &mut self,
+        projection: &dyn Projection,
+        batch: &[RecordedEvent],
+        last: LogCursor,
+    ) -> Result<bool, RuntimeError> {
+        let mut transaction = self.store.pool().begin().await?;
+        for event in batch {
+            if let Some(head) = self.blocked.get(&event.stream_id).copied() {
+                parking::park(
+                    &mut *transaction,
+                    self.name(),
+                    event,
+                    0,
+                    "waiting behind a parked event",
+                    Some(head),
+                )
+                .await?;
+                continue;
+            }
+            if projection.apply(&mut transaction, event).await.is_err() {
+                transaction.rollback().await?;
+                return Ok(false);
+            }
+        }
+        self.crash_if_asked(batch)?;
+        event_store::save_checkpoint(&mut *transaction, self.name(), last).await?;
+        transaction.commit().await?;
+        Ok(true)
+    }
+
+    /// One event with retries, its effect and checkpoint in one transaction.
+    async fn project_one(
+        &mut self,
+        projection: &dyn Projection,
+        event: &RecordedEvent,
+    ) -> Result<(), RuntimeError> {
+        if let Some(head) = self.blocked.get(&event.stream_id).copied() {
+            let mut transaction = self.store.pool().begin().await?;
+            parking::park(
+                &mut *transaction,
+                self.name(),
+                event,
+                0,
+                "waiting behind a parked event",
+                Some(head),
+            )
+            .await?;
+            event_store::save_checkpoint(&mut *transaction, self.name(), event.cursor()).await?;
+            transaction.commit().await?;
+            return Ok(());
+        }
+        let store = self.store.clone();
+        let name = self.name();
+        let outcome = self
+            .with_retries(|| {
+                let store = store.clone();
+                async move {
+                    let mut transaction = store.pool().begin().await?;
+                    projection.apply(&mut transaction, event).await?;
+                    event_store::save_checkpoint(&mut *transaction, name, event.cursor())
+                        .await
+                        .map_err(HandlerError::new)?;
+                    transaction.commit().await?;
+                    Ok(())
+                }
+            })
+            .await;
+        if let Err((attempts, error)) = outcome {
+            self.park_failed(event, attempts, &error).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs `attempt` until it succeeds or `max_attempts` is reached;
+    /// the error is then returned with the number of attempts made.
+    async fn with_retries<F, Fut>(&self, mut attempt: F) -> Result<(), (u32, HandlerError)>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(), HandlerError>>,
+    {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match attempt().await {
+                Ok(()) => return Ok(()),
+                Err(error) if attempts >= self.options.max_attempts => {
+                    return Err((attempts, error));
+                }
+                Err(error) => {
+                    tracing::debug!(subscription = self.name(), attempts, %error, "handler failed; retrying");
+                    tokio::time::sleep(backoff(
+                        attempts,
+                        self.options.retry_base,
+                        self.options.retry_max,
+                    ))
+                    .await;
+                }
+            }
+        }
+    }
+
+    /// Parks a failing event as the head of its stream, with the checkpoint
+    /// past it, in one transaction.
+    async fn park_failed(
+        &mut self,
+        event: &RecordedEvent,
+        attempts: u32,
+        error: &HandlerError,
+    ) -> Result<(), RuntimeError> {
+        tracing::warn!(
+            subscription = self.name(),
+            position = event.position,
+            stream_id = %event.stream_id,
+            %error,
+            "parking an event after {attempts} attempts"
+        );
+        let mut transaction = self.store.pool().begin().await?;
+        parking::park(
+            &mut *transaction,
+            self.name(),
+            event,
+            attempts,
+            &error.0,
+            None,
+        )
+        .await?;
+        event_store::save_checkpoint(&mut *transaction, self.name(), event.cursor()).await?;
+        transaction.commit().await?;
+        self.blocked.insert(event.stream_id.clone(), event.position);
+        Ok(())
+    }
+
+    fn crash_if_asked(&self, batch: &[RecordedEvent]) -> Result<(), RuntimeError> {
+        match (&self.options.crash_before_checkpoint, batch.last()) {
+            (Some(hook), Some(last)) if hook(self.name(), last) => Err(RuntimeError::InjectedCrash),
+            _ => Ok(()),
+        }
+    }
+
+    /// Carries out pending operator requests; true if the subscription must
+    /// restart from a new cursor.
+    async fn carry_out_requests(&mut self) -> Result<bool, RuntimeError> {
+        let mut restart = false;
+        while let Some(request) = next_pending(self.store.pool(), self.name()).await? {
+            let outcome = match request.kind {
+                RequestKind::ReplayParked => {
+                    self.replay_parked().await?;
+                    "replayed".to_owned()
+                }
+                RequestKind::Reset { position } => {
+                    let cursor = self.store.cursor_at(position).await?;
+                    let mut transaction = self.store.pool().begin().await?;
+                    parking::forget_after(&mut *transaction, self.name(), cursor).await?;
+                    sqlx::query(
+                        "INSERT INTO subscription_checkpoints (name, transaction_id, position) \
+                         VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE \
+                         SET transaction_id = $2, position = $3, updated_at = now()",
+                    )
+                    .bind(self.name())
+                    .bind(cursor.transaction_id)
+                    .bind(cursor.position)
+                    .execute(&mut *transaction)
+                    .await?;
+                    transaction.commit().await?;
+                    self.cursor = cursor;
+                    self.blocked = parking::blocked_streams(self.store.pool(), self.name()).await?;
+                    restart = true;
+                    format!("reset to position {position}")
+                }
+                RequestKind::Rebuild => match (&self.subscriber, &self.rebuild) {
+                    (Subscriber::Projection(projection), None) => {
+                        let projection = projection.clone();
+                        let store = self.store.clone();
+                        status::report(
+                            self.store.pool(),
+                            self.name(),
+                            Some(&self.owner),
+                            status::REBUILDING,
+                        )
+                        .await?;
+                        self.rebuild = Some((
+                            request.id,
+                            tokio::spawn(async move {
+                                let mut connection =
+                                    rebuild::prepare(&store, projection.as_ref()).await?;
+                                let cursor = rebuild::catch_up(
+                                    &store,
+                                    projection.as_ref(),
+                                    &mut connection,
+                                    LogCursor::START,
+                                )
+                                .await?;
+                                Ok((connection, cursor))
+                            }),
+                        ));
+                        // Marked done when the swap is made.
+                        continue;
+                    }
+                    (Subscriber::Projection(_), Some(_)) => {
+                        "a rebuild is already running".to_owned()
+                    }
+                    (Subscriber::Reactor(_), _) => "only projections can be rebuilt".to_owned(),
+                },
+            };
+            mark_done(self.store.pool(), request.id, &outcome).await?;
+        }
+        Ok(restart)
+    }
+
+    /// Replays each blocked stream's parked events in order; a stream whose
+    /// head fails again stays blocked.
+    async fn replay_parked(&mut self) -> Result<(), RuntimeError> {
+        let streams: Vec<String> = self.blocked.keys().cloned().collect();
+        for stream in streams {
+            let parked = parking::parked_in_stream(self.store.pool(), self.name(), &stream).await?;
+            let mut all_handled = true;
+            for (transaction_id, position) in parked {
+                let Some(event) = self.read_event(transaction_id, position).await? else {
+                    continue;
+                };
+                let subscriber = self.subscriber.clone();
+                let store = self.store.clone();
+                let name = self.name();
+                let outcome = self
+                    .with_retries(|| {
+                        let subscriber = subscriber.clone();
+                        let store = store.clone();
+                        let event = &event;
+                        async move {
+                            match subscriber {
+                                Subscriber::Projection(projection) => {
+                                    let mut transaction = store.pool().begin().await?;
+                                    projection.apply(&mut transaction, event).await?;
+                                    parking::unpark(
+                                        &mut *transaction,
+                                        name,
+                                        event.transaction_id,
+                                        event.position,
+                                    )
+                                    .await?;
+                                    transaction.commit().await?;
+                                }
+                                Subscriber::Reactor(reactor) => {
+                                    reactor.react(event).await?;
+                                    parking::unpark(
+                                        store.pool(),
+                                        name,
+                                        event.transaction_id,
+                                        event.position,
+                                    )
+                                    .await?;
+                                }
+                            }
+                            Ok(())
+                        }
+                    })
+                    .await;
+                if let Err((attempts, error)) = outcome {
+                    parking::mark_head(
+                        self.store.pool(),
+                        self.name(),
+                        &stream,
+                        position,
+                        attempts,
+                        &error.0,
+                    )
+                    .await?;
+                    self.blocked.insert(stream.clone(), position);
+                    all_handled = false;
+                    break;
+                }
+            }
+            if all_handled {
+                self.blocked.remove(&stream);
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_event(
+        &self,
+        transaction_id: i64,
+        position: i64,
+    ) -> Result<Option<RecordedEvent>, RuntimeError> {
+        let before = LogCursor {
+            transaction_id,
+            position: position - 1,
+        };
+        let events = self.store.read_log(before, 1).await?;
+        Ok(events.into_iter().find(|event| event.position == position))
+    }
+
+    /// Completes a background rebuild: swap it in and restart from its
+    /// cursor. True if the subscription must restart.
+    async fn finish_rebuild(
+        &mut self,
+        finished: Result<Result<(PgConnection, LogCursor), RuntimeError>, tokio::task::JoinError>,
+    ) -> Result<bool, RuntimeError> {
+        let Some((request_id, _)) = self.rebuild.take() else {
+            return Ok(false);
+        };
+        let Subscriber::Projection(projection) = self.subscriber.clone() else {
+            return Ok(false);
+        };
+        let outcome = match finished {
+            Ok(Ok((connection, cursor))) => {
+                match rebuild::swap(&self.store, projection.as_ref(), connection, cursor).await {
+                    Ok(cursor) => {
+                        self.cursor = cursor;
+                        self.blocked.clear();
+                        mark_done(self.store.pool(), request_id, "rebuilt").await?;
+                        return Ok(true);
+                    }
+                    Err(error) => error.to_string(),
+                }
+            }
+            Ok(Err(error)) => error.to_string(),
+            Err(join) => join.to_string(),
+        };
+        tracing::warn!(subscription = self.name(), error = %outcome, "rebuild failed; the old read model stays");
+        status::report_rebuild_progress(self.store.pool(), self.name(), None).await?;
+        mark_done(self.store.pool(), request_id, &format!("failed: {outcome}")).await?;
+        Ok(false)
+    }
+}
+
+/// Resolves when the background rebuild ends; never if there is none.
+async fn wait_for_rebuild(
+    rebuild: &mut Option<(i64, RebuildTask)>,
+) -> Result<Result<(PgConnection, LogCursor), RuntimeError>, tokio::task::JoinError> {
+    match rebuild {
+        Some((_, task)) => task.await,
+        None => std::future::pending().await,
+    }
+}
+
+impl From<RuntimeError> for HandlerError {
+    fn from(error: RuntimeError) -> Self {
+        HandlerError::new(error)
+    }
+}

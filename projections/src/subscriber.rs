@@ -1,0 +1,55 @@
+//! The two kinds of subscriber the runtime drives.
+
+use async_trait::async_trait;
+use event_store::RecordedEvent;
+use sqlx::PgConnection;
+
+/// Why a subscriber could not handle an event. The runtime retries it with
+/// backoff, then parks the event.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct HandlerError(pub String);
+
+impl HandlerError {
+    pub fn new(message: impl std::fmt::Display) -> Self {
+        HandlerError(message.to_string())
+    }
+}
+
+impl From<sqlx::Error> for HandlerError {
+    fn from(error: sqlx::Error) -> Self {
+        HandlerError::new(error)
+    }
+}
+
+/// Builds a read model from events. `apply` runs inside the transaction
+/// that also saves the checkpoint, and must name its tables without a
+/// schema: a rebuild points `search_path` at fresh copies of
+/// [`Projection::tables`].
+#[async_trait]
+pub trait Projection: Send + Sync + 'static {
+    /// The subscription name, also the name operators use (`orders`...).
+    fn name(&self) -> &'static str;
+    /// The tables this projection owns, rebuilt together.
+    fn tables(&self) -> &'static [&'static str];
+    /// The one stream category it reads (`order` for `order-*`).
+    fn category(&self) -> &'static str;
+    async fn apply(
+        &self,
+        connection: &mut PgConnection,
+        event: &RecordedEvent,
+    ) -> Result<(), HandlerError>;
+}
+
+/// Turns events into commands. Effects go through the command executor
+/// with ids derived from the source event, so handling an event twice has
+/// the effect of handling it once.
+#[async_trait]
+pub trait Reactor: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    /// The one stream category it reads, or `None` for several.
+    fn category(&self) -> Option<&'static str> {
+        None
+    }
+    async fn react(&self, event: &RecordedEvent) -> Result<(), HandlerError>;
+}
