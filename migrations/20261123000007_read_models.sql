@@ -29,9 +29,11 @@ CREATE TABLE stock_levels (
     reserved   BIGINT      NOT NULL,
     position   BIGINT      NOT NULL,
     updated_at TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (sku, warehouse),
-    CHECK (reserved >= 0 AND on_hand >= reserved)
+    PRIMARY KEY (sku, warehouse)
 );
+-- No CHECK here: the projection upserts deltas, and PostgreSQL checks the
+-- proposed delta row before ON CONFLICT turns it into an update. The
+-- history below checks the invariant on every resulting level.
 
 -- One row per change of a SKU's stock, with the totals and the per-warehouse
 -- levels after it. "Stock of X at T" is the last row of X at or before T:
@@ -47,7 +49,7 @@ CREATE TABLE stock_history (
     warehouses     JSONB       NOT NULL,
     event_type     TEXT        NOT NULL,
     PRIMARY KEY (sku, at, transaction_id, position),
-    CHECK (available >= 0)
+    CHECK (reserved >= 0 AND available >= 0)
 );
 
 -- Payments per order.

@@ -49,10 +49,17 @@ impl CommandContext {
         }
     }
 
-    /// The id of the `index`-th event this command writes to `stream_id`.
-    pub fn event_id(&self, stream_id: &str, index: usize) -> Uuid {
+    /// The id of `event`, the `index`-th this command writes to
+    /// `stream_id`. Derived ids also depend on the event's content: a
+    /// redelivered event that decides the same events again gets the same
+    /// ids (a no-op append), while a later, different decision caused by the
+    /// same source (a retry's next attempt) gets ids of its own.
+    pub fn event_id(&self, stream_id: &str, index: usize, event: &EncodedEvent) -> Uuid {
         match self.id_seed {
-            Some(seed) => Uuid::new_v5(&seed, format!("{stream_id}/{index}").as_bytes()),
+            Some(seed) => Uuid::new_v5(
+                &seed,
+                format!("{stream_id}/{index}/{}/{}", event.event_type, event.data).as_bytes(),
+            ),
             None => Uuid::new_v4(),
         }
     }
@@ -71,7 +78,7 @@ impl CommandContext {
             .iter()
             .enumerate()
             .map(|(index, event)| NewEvent {
-                event_id: self.event_id(stream_id, index),
+                event_id: self.event_id(stream_id, index, event),
                 event_type: event.event_type.to_owned(),
                 schema_version: event.schema_version,
                 data: event.data.clone(),

@@ -1,0 +1,203 @@
+//! The whole order -> reserve -> ship -> pay flow, for each path.
+
+use aggregates::order::{Order, OrderCommand, OrderError, OrderStatus};
+use aggregates::stream_id;
+use aggregates::values::PaymentMethod;
+use commands::ExecuteError;
+use event_store::{LogCursor, StreamRead};
+use projections::reactors::fulfilment::ship_order;
+use projections::read_models::{orders, payments, stock};
+use projections::runtime::{Fulfilment, RuntimeOptions};
+
+use crate::helpers::{request, wait_until, TestApp};
+
+fn manual() -> RuntimeOptions {
+    RuntimeOptions {
+        fulfilment: Fulfilment::Manual,
+        ..TestApp::fast_options()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paid_order_goes_through_every_step_and_every_read_model() {
+    let app = TestApp::new().await;
+    app.receive("SKU-1", "main", 10).await;
+    let runtime = app.start(TestApp::fast_options());
+    let order_id = app.place(&[("SKU-1", 3)], PaymentMethod::CardOk).await;
+    app.wait_for_status(order_id, OrderStatus::Paid).await;
+    assert_eq!(
+        app.stock("SKU-1").await,
+        (7, 0, 7),
+        "shipped stock left on hand"
+    );
+
+    app.wait_until_idle().await;
+    let summary = orders::find_order(app.store.pool(), order_id)
+        .await
+        .expect("query")
+        .expect("summary");
+    assert_eq!(summary.status, "paid");
+    assert_eq!(summary.total.to_string(), "37.50");
+    let payment = payments::find_payment(app.store.pool(), order_id)
+        .await
+        .expect("query")
+        .expect("payment");
+    assert_eq!(payment.status, "captured");
+    let level = stock::stock_level(app.store.pool(), "SKU-1")
+        .await
+        .expect("query")
+        .expect("level");
+    assert_eq!((level.on_hand, level.reserved, level.available), (7, 0, 7));
+
+    // The whole flow shares the order's correlation id, each step caused
+    // by the one before.
+    let placed = app
+        .store
+        .read_stream(&stream_id::<Order>(order_id), StreamRead::default())
+        .await
+        .expect("read");
+    let correlation = placed[0].correlation_id.expect("correlation id");
+    let flow = app
+        .store
+        .read_correlation(correlation, LogCursor::START, 100)
+        .await
+        .expect("timeline");
+    let types: Vec<&str> = flow.iter().map(|e| e.event_type.as_str()).collect();
+    for expected in [
+        "OrderPlaced",
+        "InventoryReserved",
+        "StockReserved",
+        "OrderReserved",
+        "OrderShipped",
+        "InventoryCommitted",
+        "StockCommitted",
+        "PaymentRequested",
+        "PaymentCaptured",
+        "OrderPaid",
+    ] {
+        assert!(
+            types.contains(&expected),
+            "{expected} missing from {types:?}"
+        );
+    }
+    let ids: std::collections::HashSet<_> = flow.iter().map(|e| e.event_id).collect();
+    assert!(
+        flow.iter().skip(1).all(|e| e
+            .causation_id
+            .is_some_and(|cause| ids.contains(&cause) || cause == correlation)),
+        "every event is caused by an event of the flow"
+    );
+    runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_with_a_short_line_is_rejected_and_holds_no_stock() {
+    let app = TestApp::new().await;
+    app.receive("A", "main", 10).await;
+    app.receive("B", "main", 1).await;
+    let runtime = app.start(TestApp::fast_options());
+    let order_id = app
+        .place(&[("A", 2), ("B", 2)], PaymentMethod::CardOk)
+        .await;
+    app.wait_for_status(order_id, OrderStatus::Rejected).await;
+    assert_eq!(app.stock("A").await, (10, 0, 10));
+    assert_eq!(app.stock("B").await, (1, 0, 1));
+    app.wait_until_idle().await;
+    let summary = orders::find_order(app.store.pool(), order_id)
+        .await
+        .expect("query")
+        .expect("row");
+    assert_eq!(summary.status, "rejected");
+    assert!(summary.shortages.is_some());
+    runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_before_shipping_releases_the_stock() {
+    let app = TestApp::new().await;
+    app.receive("SKU-1", "main", 5).await;
+    let runtime = app.start(manual());
+    let order_id = app.place(&[("SKU-1", 4)], PaymentMethod::CardOk).await;
+    app.wait_for_status(order_id, OrderStatus::Reserved).await;
+    assert_eq!(app.stock("SKU-1").await, (5, 4, 1));
+    app.executor
+        .execute::<Order>(
+            &stream_id::<Order>(order_id),
+            &OrderCommand::Cancel {
+                reason: "changed my mind".into(),
+            },
+            &request(),
+        )
+        .await
+        .expect("cancel");
+    wait_until("the reservation is released", || async {
+        app.stock("SKU-1").await == (5, 0, 5)
+    })
+    .await;
+    runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_after_shipping_is_refused() {
+    let app = TestApp::new().await;
+    app.receive("SKU-1", "main", 5).await;
+    let runtime = app.start(manual());
+    let order_id = app.place(&[("SKU-1", 1)], PaymentMethod::CardOk).await;
+    app.wait_for_status(order_id, OrderStatus::Reserved).await;
+    ship_order(&app.executor, order_id, &request())
+        .await
+        .expect("ship");
+    app.wait_for_status(order_id, OrderStatus::Paid).await;
+    let refused = app
+        .executor
+        .execute::<Order>(
+            &stream_id::<Order>(order_id),
+            &OrderCommand::Cancel {
+                reason: "too late".into(),
+            },
+            &request(),
+        )
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(ExecuteError::Domain(OrderError::CannotCancel { .. }))
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(app.stock("SKU-1").await, (4, 0, 4));
+    runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_card_leaves_the_order_payment_failed() {
+    let app = TestApp::new().await;
+    app.receive("SKU-1", "main", 5).await;
+    let runtime = app.start(TestApp::fast_options());
+    let order_id = app
+        .place(&[("SKU-1", 1)], PaymentMethod::CardDeclined)
+        .await;
+    app.wait_for_status(order_id, OrderStatus::PaymentFailed)
+        .await;
+    assert_eq!(app.count_events("PaymentCaptured").await, 0);
+    assert_eq!(app.count_events("PaymentFailed").await, 1);
+    runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flaky_card_is_retried_and_captured_exactly_once() {
+    let app = TestApp::new().await;
+    app.receive("SKU-1", "main", 5).await;
+    let runtime = app.start(TestApp::fast_options());
+    let order_id = app.place(&[("SKU-1", 1)], PaymentMethod::CardFlaky).await;
+    app.wait_for_status(order_id, OrderStatus::Paid).await;
+    app.wait_until_idle().await;
+    assert_eq!(app.count_events("PaymentCaptured").await, 1);
+    assert_eq!(
+        app.count_events("PaymentFailed").await,
+        2,
+        "two transient failures first"
+    );
+    assert_eq!(app.count_events("OrderPaid").await, 1);
+    runtime.shutdown().await;
+}

@@ -1,0 +1,1 @@
+//! Crashes and poison events.

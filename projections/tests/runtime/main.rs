@@ -1,0 +1,9 @@
+//! The subscription runtime, read models and choreography against a real
+//! PostgreSQL: each test gets a fresh database.
+
+mod choreography;
+mod contention;
+mod failures;
+mod helpers;
+mod operations;
+mod ownership;

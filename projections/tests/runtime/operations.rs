@@ -1,0 +1,1 @@
+//! Reset, rebuild and temporal stock.

@@ -1,0 +1,66 @@
+//! Several runtimes on one database, and the catalogue of subscriptions.
+
+use std::collections::HashSet;
+
+use aggregates::order::OrderStatus;
+use aggregates::values::PaymentMethod;
+use projections::operations::{subscription_statuses, SUBSCRIPTIONS};
+use projections::runtime::{standard_subscribers, RuntimeOptions, Subscriber};
+
+use crate::helpers::{wait_until, TestApp};
+
+#[tokio::test]
+async fn the_catalogue_lists_every_subscription_the_runtime_starts_with_its_category() {
+    let app = TestApp::new().await;
+    let started = standard_subscribers(&app.executor, &RuntimeOptions::default());
+    let started: HashSet<(&str, Option<&str>)> = started
+        .iter()
+        .map(|subscriber| match subscriber {
+            Subscriber::Projection(projection) => (projection.name(), Some(projection.category())),
+            Subscriber::Reactor(reactor) => (reactor.name(), reactor.category()),
+        })
+        .collect();
+    let catalogue: HashSet<(&str, Option<&str>)> = SUBSCRIPTIONS.iter().copied().collect();
+    assert_eq!(started, catalogue);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runtimes_share_the_work_and_one_takes_over_when_the_other_stops() {
+    let app = TestApp::new().await;
+    app.receive("SKU-1", "main", 100).await;
+    let first = app.start(TestApp::fast_options());
+    let second = app.start(TestApp::fast_options());
+    let (first_owner, second_owner) = (first.owner().to_owned(), second.owner().to_owned());
+
+    let mut orders = Vec::new();
+    for _ in 0..10 {
+        orders.push(app.place(&[("SKU-1", 1)], PaymentMethod::CardOk).await);
+    }
+    for order_id in &orders {
+        app.wait_for_status(*order_id, OrderStatus::Paid).await;
+    }
+    let statuses = subscription_statuses(&app.store).await.expect("statuses");
+    for status in &statuses {
+        let owner = status.owner.as_deref().unwrap_or_default();
+        assert!(owner == first_owner || owner == second_owner, "{status:?}");
+    }
+
+    first.shutdown().await;
+    wait_until("the second runtime owns every subscription", || async {
+        let statuses = subscription_statuses(&app.store).await.expect("statuses");
+        statuses
+            .iter()
+            .all(|status| status.owner.as_deref() == Some(second_owner.as_str()))
+    })
+    .await;
+    let late = app.place(&[("SKU-1", 2)], PaymentMethod::CardOk).await;
+    app.wait_for_status(late, OrderStatus::Paid).await;
+    assert_eq!(app.stock("SKU-1").await, (88, 0, 88));
+    assert_eq!(
+        app.count_events("OrderPaid").await,
+        11,
+        "each order paid once"
+    );
+    assert_eq!(app.count_events("PaymentCaptured").await, 11);
+    second.shutdown().await;
+}
