@@ -131,24 +131,35 @@ pub struct ParkedEvent {
     pub parked_at: DateTime<Utc>,
 }
 
-fn known_subscription(name: &str) -> Result<&'static str, OperationsError> {
-    subscription_names()
-        .into_iter()
-        .find(|known| *known == name)
-        .ok_or_else(|| OperationsError::UnknownSubscription(name.to_owned()))
+/// A subscription of the standard catalogue, or one the runtime has run
+/// (custom subscribers report their status too).
+async fn known_subscription(store: &EventStore, name: &str) -> Result<String, OperationsError> {
+    if SUBSCRIPTIONS.iter().any(|(known, _)| *known == name) {
+        return Ok(name.to_owned());
+    }
+    let reported: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT FROM subscription_status WHERE name = $1)")
+            .bind(name)
+            .fetch_one(store.pool())
+            .await?;
+    if reported {
+        Ok(name.to_owned())
+    } else {
+        Err(OperationsError::UnknownSubscription(name.to_owned()))
+    }
 }
 
 pub async fn parked_events(
     store: &EventStore,
     subscription: &str,
 ) -> Result<Vec<ParkedEvent>, OperationsError> {
-    let name = known_subscription(subscription)?;
+    let name = known_subscription(store, subscription).await?;
     Ok(sqlx::query_as::<_, ParkedEvent>(
         "SELECT position, event_id, stream_id, stream_version, event_type, attempts, last_error, \
                 blocked_by, parked_at \
            FROM parked_events WHERE subscription = $1 ORDER BY transaction_id, position",
     )
-    .bind(name)
+    .bind(&name)
     .fetch_all(store.pool())
     .await?)
 }
@@ -157,8 +168,8 @@ pub async fn request_replay_parked(
     store: &EventStore,
     subscription: &str,
 ) -> Result<(), OperationsError> {
-    let name = known_subscription(subscription)?;
-    Ok(enqueue_request(store.pool(), name, RequestKind::ReplayParked).await?)
+    let name = known_subscription(store, subscription).await?;
+    Ok(enqueue_request(store.pool(), &name, RequestKind::ReplayParked).await?)
 }
 
 pub async fn request_reset(
@@ -166,8 +177,8 @@ pub async fn request_reset(
     subscription: &str,
     position: i64,
 ) -> Result<(), OperationsError> {
-    let name = known_subscription(subscription)?;
-    Ok(enqueue_request(store.pool(), name, RequestKind::Reset { position }).await?)
+    let name = known_subscription(store, subscription).await?;
+    Ok(enqueue_request(store.pool(), &name, RequestKind::Reset { position }).await?)
 }
 
 pub async fn request_rebuild(store: &EventStore, projection: &str) -> Result<(), OperationsError> {
