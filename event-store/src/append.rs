@@ -94,14 +94,14 @@ pub(crate) async fn append(
 ) -> Result<AppendResult, StoreError> {
     validate(appends)?;
     let arrays = AppendArrays::from(appends);
-    // Two appends of the same new event id to *different* streams do not
-    // share a lock, so one of them meets the unique index instead of the
-    // idempotency check; once more, it sees the stored event.
-    match run(pool, &arrays).await {
+    // The first try skips the idempotency check; a repeat whose
+    // expectations still hold then meets the unique index on event_id, and
+    // the second try compares the stored events.
+    match run(pool, &arrays, false).await {
         Err(StoreError::Database(sqlx::Error::Database(error)))
             if error.constraint() == Some("events_event_id_key") =>
         {
-            run(pool, &arrays).await
+            run(pool, &arrays, true).await
         }
         outcome => outcome,
     }
@@ -156,6 +156,7 @@ struct AppendArrays {
     expected_kinds: Vec<&'static str>,
     expected_versions: Vec<i64>,
     event_streams: Vec<i32>,
+    event_offsets: Vec<i32>,
     event_ids: Vec<Uuid>,
     event_types: Vec<String>,
     schema_versions: Vec<i32>,
@@ -173,8 +174,9 @@ impl From<&[StreamAppend]> for AppendArrays {
             arrays.streams.push(append.stream_id.clone());
             arrays.expected_kinds.push(kind);
             arrays.expected_versions.push(version);
-            for event in &append.events {
+            for (offset, event) in (1_i32..).zip(&append.events) {
                 arrays.event_streams.push(index);
+                arrays.event_offsets.push(offset);
                 arrays.event_ids.push(event.event_id);
                 arrays.event_types.push(event.event_type.clone());
                 arrays.schema_versions.push(event.schema_version);
@@ -190,14 +192,19 @@ impl From<&[StreamAppend]> for AppendArrays {
     }
 }
 
-async fn run(pool: &PgPool, arrays: &AppendArrays) -> Result<AppendResult, StoreError> {
+async fn run(
+    pool: &PgPool,
+    arrays: &AppendArrays,
+    check_repeat: bool,
+) -> Result<AppendResult, StoreError> {
     let rows = sqlx::query_as::<_, AppendRow>(
-        "SELECT * FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        "SELECT * FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(&arrays.streams)
     .bind(&arrays.expected_kinds)
     .bind(&arrays.expected_versions)
     .bind(&arrays.event_streams)
+    .bind(&arrays.event_offsets)
     .bind(&arrays.event_ids)
     .bind(&arrays.event_types)
     .bind(&arrays.schema_versions)
@@ -205,6 +212,7 @@ async fn run(pool: &PgPool, arrays: &AppendArrays) -> Result<AppendResult, Store
     .bind(&arrays.metadata)
     .bind(&arrays.correlation_ids)
     .bind(&arrays.causation_ids)
+    .bind(check_repeat)
     .fetch_all(pool)
     .await
     .map_err(|error| map_append_error(error, arrays))?;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::PgListener;
-use sqlx::PgPool;
+use sqlx::{Connection, PgConnection, PgPool};
 use std::sync::OnceLock;
 
 use tokio::sync::{watch, Notify};
@@ -73,19 +73,35 @@ impl Drop for Wakeups {
     }
 }
 
+/// Other processes need to hear of a burst of appends once, not once per
+/// append: after each NOTIFY the notifier lets this long pass.
+const NOTIFY_COALESCE: Duration = Duration::from_millis(2);
+
 fn spawn_notifier(pool: PgPool, pending: Arc<Notify>) -> JoinHandle<()> {
     tokio::spawn(async move {
+        // A connection of its own: the pool's are sized for the appenders.
+        let mut connection: Option<PgConnection> = None;
         loop {
-            // `notify_one` stores one permit: a burst of appends while a
-            // NOTIFY is in flight costs one more NOTIFY, not one each.
+            // `notify_one` stores one permit: appends while a NOTIFY is in
+            // flight cost one more NOTIFY, not one each.
             pending.notified().await;
-            if let Err(error) = sqlx::query("SELECT pg_notify($1, '')")
-                .bind(CHANNEL)
-                .execute(&pool)
-                .await
-            {
-                tracing::debug!(%error, "could not notify other processes of an append");
+            if connection.is_none() {
+                connection = PgConnection::connect_with(&pool.connect_options())
+                    .await
+                    .map_err(|error| tracing::debug!(%error, "notifier cannot connect"))
+                    .ok();
             }
+            if let Some(open) = connection.as_mut() {
+                let sent = sqlx::query("SELECT pg_notify($1, '')")
+                    .bind(CHANNEL)
+                    .execute(&mut *open)
+                    .await;
+                if let Err(error) = sent {
+                    tracing::debug!(%error, "could not notify other processes of an append");
+                    connection = None;
+                }
+            }
+            tokio::time::sleep(NOTIFY_COALESCE).await;
         }
     })
 }
