@@ -31,6 +31,8 @@ pub(crate) enum RuntimeError {
     InjectedCrash,
     #[error("rebuild failed: {0}")]
     Rebuild(String),
+    #[error("the log subscription ended")]
+    SubscriptionEnded,
 }
 
 /// Runs one subscription until `stopped` turns true.
@@ -122,7 +124,7 @@ impl Worker {
             .unwrap_or(LogCursor::START);
         self.blocked = parking::blocked_streams(self.store.pool(), self.name()).await?;
         let mut head = self.store.head().await?;
-        let mut state = self.report_progress(head, None).await?;
+        let mut state = self.report_progress(head).await?;
         let mut subscription = self.subscribe();
         let mut ownership_check = tokio::time::interval(self.options.ownership_interval);
         let mut request_check = tokio::time::interval(self.options.request_interval);
@@ -135,7 +137,7 @@ impl Worker {
                         return Err(RuntimeError::LostOwnership);
                     }
                     head = self.store.head().await?;
-                    state = self.report_progress(head, Some(state)).await?;
+                    state = self.report_progress(head).await?;
                 }
                 _ = request_check.tick() => {
                     if self.carry_out_requests().await? {
@@ -149,7 +151,7 @@ impl Worker {
                 }
                 next = subscription.next() => {
                     let Some(first) = next else {
-                        return Err(RuntimeError::Rebuild("the subscription ended".into()));
+                        return Err(RuntimeError::SubscriptionEnded);
                     };
                     let mut batch = vec![first];
                     while batch.len() < self.options.batch_size {
@@ -160,7 +162,7 @@ impl Worker {
                     }
                     self.handle_batch(batch).await?;
                     if state != status::RUNNING && self.cursor >= head {
-                        state = self.report_progress(head, Some(state)).await?;
+                        state = self.report_progress(head).await?;
                     }
                 }
             }
@@ -188,11 +190,7 @@ impl Worker {
 
     /// Reports the state (catching up, running or rebuilding) with a
     /// heartbeat; returns it.
-    async fn report_progress(
-        &self,
-        head: LogCursor,
-        _previous: Option<&'static str>,
-    ) -> Result<&'static str, RuntimeError> {
+    async fn report_progress(&self, head: LogCursor) -> Result<&'static str, RuntimeError> {
         let state = if self.rebuild.is_some() {
             status::REBUILDING
         } else if self.cursor >= head {
