@@ -64,3 +64,39 @@ async fn two_runtimes_share_the_work_and_one_takes_over_when_the_other_stops() {
     assert_eq!(app.count_events("PaymentCaptured").await, 11);
     second.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_whose_lock_connection_dies_stops_and_takes_over_again() {
+    let app = TestApp::new().await;
+    app.receive("SKU-1", "main", 10).await;
+    let runtime = app.start(TestApp::fast_options());
+    let first = app.place(&[("SKU-1", 1)], PaymentMethod::CardOk).await;
+    app.wait_for_status(first, OrderStatus::Paid).await;
+
+    // Kill every session holding a subscription lock (class 2).
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_locks \
+         WHERE locktype = 'advisory' AND classid = 2 AND granted \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_all(app.store.pool())
+    .await
+    .expect("terminate");
+    assert!(!killed.is_empty(), "the workers held their locks");
+
+    wait_until("every subscription has an owner again", || async {
+        let held: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 2 AND granted \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .fetch_one(app.store.pool())
+        .await
+        .expect("locks");
+        held == SUBSCRIPTIONS.len() as i64
+    })
+    .await;
+    let second = app.place(&[("SKU-1", 1)], PaymentMethod::CardOk).await;
+    app.wait_for_status(second, OrderStatus::Paid).await;
+    assert_eq!(app.count_events("PaymentCaptured").await, 2);
+    runtime.shutdown().await;
+}
