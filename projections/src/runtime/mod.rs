@@ -82,6 +82,9 @@ pub struct RuntimeOptions {
     /// How often a worker without its lock tries to take it, and how often
     /// an owner checks it still has it.
     pub ownership_interval: Duration,
+    /// Streams a reactor handles at once (events of one stream are always
+    /// handled in order).
+    pub reactor_concurrency: usize,
     /// How often an owner looks for operator requests.
     pub request_interval: Duration,
     pub crash_before_checkpoint: Option<CrashHook>,
@@ -98,6 +101,7 @@ impl Default for RuntimeOptions {
             batch_size: 500,
             ownership_interval: Duration::from_secs(1),
             request_interval: Duration::from_millis(250),
+            reactor_concurrency: 8,
             crash_before_checkpoint: None,
         }
     }

@@ -3,6 +3,7 @@
 //! carrying out operator requests between batches.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use event_store::{
@@ -17,7 +18,7 @@ use super::ownership::Ownership;
 use super::requests::{mark_done, next_pending, RequestKind};
 use super::retry::backoff;
 use super::{parking, rebuild, status, RuntimeOptions, Subscriber};
-use crate::{HandlerError, Projection};
+use crate::{HandlerError, Projection, Reactor};
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum RuntimeError {
@@ -218,34 +219,75 @@ impl Worker {
                 }
             }
             Subscriber::Reactor(reactor) => {
-                for event in &batch {
-                    if let Some(head) = self.blocked.get(&event.stream_id).copied() {
-                        parking::park(
-                            self.store.pool(),
-                            self.name(),
-                            event,
-                            0,
-                            "waiting behind a parked event",
-                            Some(head),
-                        )
-                        .await?;
-                        continue;
-                    }
-                    let outcome = self
-                        .with_retries(|| {
-                            let reactor = reactor.clone();
-                            async move { reactor.react(event).await }
-                        })
-                        .await;
-                    if let Err((attempts, error)) = outcome {
-                        self.park_failed(event, attempts, &error).await?;
-                    }
-                }
+                self.react_to_batch(reactor, &batch).await?;
                 self.crash_if_asked(&batch)?;
                 self.store.save_checkpoint(self.name(), last).await?;
             }
         }
         self.cursor = last;
+        Ok(())
+    }
+
+    /// Handles a reactor's batch: each stream's events in order, different
+    /// streams concurrently (their effects are independent). Failures are
+    /// parked afterwards, with the later events of their stream behind them.
+    async fn react_to_batch(
+        &mut self,
+        reactor: Arc<dyn Reactor>,
+        batch: &[RecordedEvent],
+    ) -> Result<(), RuntimeError> {
+        // Owned groups: futures that borrow across `buffer_unordered` trip
+        // the compiler's `Send` inference inside `tokio::spawn`.
+        let mut groups: Vec<(Option<i64>, Vec<RecordedEvent>)> = Vec::new();
+        let mut group_of: HashMap<&str, usize> = HashMap::new();
+        for event in batch {
+            let index = *group_of.entry(&event.stream_id).or_insert_with(|| {
+                groups.push((self.blocked.get(&event.stream_id).copied(), Vec::new()));
+                groups.len() - 1
+            });
+            groups[index].1.push(event.clone());
+        }
+        let name = self.name();
+        let concurrency = self.options.reactor_concurrency.max(1);
+        let outcomes: Vec<Vec<(RecordedEvent, Outcome)>> = futures::stream::iter(groups)
+            .map(|(blocked_by, group)| {
+                let reactor = reactor.clone();
+                let options = self.options.clone();
+                async move {
+                    let mut outcomes = Vec::with_capacity(group.len());
+                    let mut failed_head = blocked_by;
+                    for event in group {
+                        if let Some(head) = failed_head {
+                            outcomes.push((event, Outcome::Waiting(head)));
+                            continue;
+                        }
+                        match retry(&options, name, || reactor.react(&event)).await {
+                            Ok(()) => outcomes.push((event, Outcome::Handled)),
+                            Err((attempts, error)) => {
+                                failed_head = Some(event.position);
+                                outcomes.push((event, Outcome::Failed(attempts, error)));
+                            }
+                        }
+                    }
+                    outcomes
+                }
+            })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        let mut outcomes: Vec<(RecordedEvent, Outcome)> = outcomes.into_iter().flatten().collect();
+        outcomes.sort_by_key(|(event, _)| event.cursor());
+        for (event, outcome) in outcomes {
+            match outcome {
+                Outcome::Handled => {}
+                Outcome::Waiting(head) => {
+                    parking::park(self.store.pool(), name, &event, 0, WAITING, Some(head)).await?;
+                }
+                Outcome::Failed(attempts, error) => {
+                    self.park_failed(&event, attempts, &error).await?;
+                }
+            }
+        }
         Ok(())
     }
 
@@ -265,7 +307,7 @@ impl Worker {
                     self.name(),
                     event,
                     0,
-                    "waiting behind a parked event",
+                    WAITING,
                     Some(head),
                 )
                 .await?;
@@ -295,7 +337,7 @@ impl Worker {
                 self.name(),
                 event,
                 0,
-                "waiting behind a parked event",
+                WAITING,
                 Some(head),
             )
             .await?;
@@ -325,32 +367,12 @@ impl Worker {
         Ok(())
     }
 
-    /// Runs `attempt` until it succeeds or `max_attempts` is reached;
-    /// the error is then returned with the number of attempts made.
-    async fn with_retries<F, Fut>(&self, mut attempt: F) -> Result<(), (u32, HandlerError)>
+    async fn with_retries<F, Fut>(&self, attempt: F) -> Result<(), (u32, HandlerError)>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<(), HandlerError>>,
     {
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            match attempt().await {
-                Ok(()) => return Ok(()),
-                Err(error) if attempts >= self.options.max_attempts => {
-                    return Err((attempts, error));
-                }
-                Err(error) => {
-                    tracing::debug!(subscription = self.name(), attempts, %error, "handler failed; retrying");
-                    tokio::time::sleep(backoff(
-                        attempts,
-                        self.options.retry_base,
-                        self.options.retry_max,
-                    ))
-                    .await;
-                }
-            }
-        }
+        retry(&self.options, self.name(), attempt).await
     }
 
     /// Parks a failing event as the head of its stream, with the checkpoint
@@ -575,6 +597,41 @@ impl Worker {
         status::report_rebuild_progress(self.store.pool(), self.name(), None).await?;
         mark_done(self.store.pool(), request_id, &format!("failed: {outcome}")).await?;
         Ok(false)
+    }
+}
+
+/// What became of one event of a reactor's batch.
+enum Outcome {
+    Handled,
+    /// Not tried: its stream waits behind the failed event at this position.
+    Waiting(i64),
+    Failed(u32, HandlerError),
+}
+
+const WAITING: &str = "waiting behind a parked event";
+
+/// Runs `attempt` until it succeeds or `max_attempts` is reached; the
+/// error is then returned with the number of attempts made.
+async fn retry<F, Fut>(
+    options: &RuntimeOptions,
+    subscription: &str,
+    mut attempt: F,
+) -> Result<(), (u32, HandlerError)>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), HandlerError>>,
+{
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match attempt().await {
+            Ok(()) => return Ok(()),
+            Err(error) if attempts >= options.max_attempts => return Err((attempts, error)),
+            Err(error) => {
+                tracing::debug!(subscription, attempts, %error, "handler failed; retrying");
+                tokio::time::sleep(backoff(attempts, options.retry_base, options.retry_max)).await;
+            }
+        }
     }
 }
 
