@@ -4,9 +4,13 @@
 //! the store keeps the tag and the data in separate columns, so these helpers
 //! split and join them, and check schema versions before decoding.
 
+use std::fmt::Debug;
+
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
+
+use crate::DomainEvent;
 
 /// Why a stored event could not be turned into a domain event.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -25,6 +29,51 @@ pub enum EventDecodeError {
         schema_version: i32,
         message: String,
     },
+}
+
+/// How an event enum is stored: its type names with their current schema
+/// versions, and how older versions are upcast. Every type with this gets
+/// [`DomainEvent`] (type tag and data split apart, versions checked).
+pub trait EventSchema:
+    Serialize + DeserializeOwned + Clone + PartialEq + Debug + Send + Sync + 'static
+{
+    /// Every type name with its current schema version.
+    const EVENT_TYPES: &'static [(&'static str, i32)];
+
+    /// This event's stable type name.
+    fn type_name(&self) -> &'static str;
+
+    /// Turns the data of an older schema version into the current shape.
+    fn upcast(_event_type: &str, _schema_version: i32, data: Value) -> Value {
+        data
+    }
+}
+
+impl<E: EventSchema> DomainEvent for E {
+    fn event_type(&self) -> &'static str {
+        self.type_name()
+    }
+
+    fn schema_version(&self) -> i32 {
+        current_version(E::EVENT_TYPES, self.type_name()).unwrap_or(1)
+    }
+
+    fn to_json(&self) -> Value {
+        encode_data(self)
+    }
+
+    fn from_stored(
+        event_type: &str,
+        schema_version: i32,
+        data: Value,
+    ) -> Result<Self, EventDecodeError> {
+        check_version(E::EVENT_TYPES, event_type, schema_version)?;
+        decode_data(
+            event_type,
+            schema_version,
+            E::upcast(event_type, schema_version, data),
+        )
+    }
 }
 
 /// Current schema version of `event_type` in a `(name, version)` table.

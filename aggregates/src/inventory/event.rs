@@ -1,13 +1,11 @@
 //! `InventoryEvent`: the inventory stream's events and their stable names.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use uuid::Uuid;
 
 use super::Allocation;
-use crate::codec::{self, EventDecodeError};
+use crate::codec::EventSchema;
 use crate::values::{Sku, Warehouse};
-use crate::DomainEvent;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
@@ -66,8 +64,10 @@ impl InventoryEvent {
     }
 }
 
-impl DomainEvent for InventoryEvent {
-    fn event_type(&self) -> &'static str {
+impl EventSchema for InventoryEvent {
+    const EVENT_TYPES: &'static [(&'static str, i32)] = EVENT_TYPES;
+
+    fn type_name(&self) -> &'static str {
         match self {
             Self::Received { .. } => "StockReceived",
             Self::Adjusted { .. } => "StockAdjusted",
@@ -75,22 +75,5 @@ impl DomainEvent for InventoryEvent {
             Self::Released { .. } => "StockReleased",
             Self::Committed { .. } => "StockCommitted",
         }
-    }
-
-    fn schema_version(&self) -> i32 {
-        codec::current_version(EVENT_TYPES, self.event_type()).unwrap_or(1)
-    }
-
-    fn to_json(&self) -> Value {
-        codec::encode_data(self)
-    }
-
-    fn from_stored(
-        event_type: &str,
-        schema_version: i32,
-        data: Value,
-    ) -> Result<Self, EventDecodeError> {
-        codec::check_version(EVENT_TYPES, event_type, schema_version)?;
-        codec::decode_data(event_type, schema_version, data)
     }
 }

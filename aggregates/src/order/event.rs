@@ -7,9 +7,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::OrderLine;
-use crate::codec::{self, EventDecodeError};
+use crate::codec::EventSchema;
 use crate::values::{Currency, PaymentMethod, Shortage};
-use crate::DomainEvent;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
@@ -54,8 +53,10 @@ pub const EVENT_TYPES: &[(&str, i32)] = &[
     ("OrderPaymentRetryRequested", 1),
 ];
 
-impl DomainEvent for OrderEvent {
-    fn event_type(&self) -> &'static str {
+impl EventSchema for OrderEvent {
+    const EVENT_TYPES: &'static [(&'static str, i32)] = EVENT_TYPES;
+
+    fn type_name(&self) -> &'static str {
         match self {
             Self::Placed { .. } => "OrderPlaced",
             Self::Reserved {} => "OrderReserved",
@@ -68,25 +69,11 @@ impl DomainEvent for OrderEvent {
         }
     }
 
-    fn schema_version(&self) -> i32 {
-        codec::current_version(EVENT_TYPES, self.event_type()).unwrap_or(1)
-    }
-
-    fn to_json(&self) -> Value {
-        codec::encode_data(self)
-    }
-
-    fn from_stored(
-        event_type: &str,
-        schema_version: i32,
-        data: Value,
-    ) -> Result<Self, EventDecodeError> {
-        codec::check_version(EVENT_TYPES, event_type, schema_version)?;
-        let data = match (event_type, schema_version) {
+    fn upcast(event_type: &str, schema_version: i32, data: Value) -> Value {
+        match (event_type, schema_version) {
             ("OrderPlaced", 1) => upcast_order_placed_v1(data),
             _ => data,
-        };
-        codec::decode_data(event_type, schema_version, data)
+        }
     }
 }
 

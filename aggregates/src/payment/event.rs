@@ -2,12 +2,10 @@
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use uuid::Uuid;
 
-use crate::codec::{self, EventDecodeError};
+use crate::codec::EventSchema;
 use crate::values::{Currency, PaymentMethod};
-use crate::DomainEvent;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
@@ -44,30 +42,15 @@ pub const EVENT_TYPES: &[(&str, i32)] = &[
     ("PaymentRefunded", 1),
 ];
 
-impl DomainEvent for PaymentEvent {
-    fn event_type(&self) -> &'static str {
+impl EventSchema for PaymentEvent {
+    const EVENT_TYPES: &'static [(&'static str, i32)] = EVENT_TYPES;
+
+    fn type_name(&self) -> &'static str {
         match self {
             Self::Requested { .. } => "PaymentRequested",
             Self::Captured { .. } => "PaymentCaptured",
             Self::Failed { .. } => "PaymentFailed",
             Self::Refunded { .. } => "PaymentRefunded",
         }
-    }
-
-    fn schema_version(&self) -> i32 {
-        codec::current_version(EVENT_TYPES, self.event_type()).unwrap_or(1)
-    }
-
-    fn to_json(&self) -> Value {
-        codec::encode_data(self)
-    }
-
-    fn from_stored(
-        event_type: &str,
-        schema_version: i32,
-        data: Value,
-    ) -> Result<Self, EventDecodeError> {
-        codec::check_version(EVENT_TYPES, event_type, schema_version)?;
-        codec::decode_data(event_type, schema_version, data)
     }
 }

@@ -1,13 +1,11 @@
 //! `ReservationEvent`: the reservation stream's events (names from DESIGN.md).
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use uuid::Uuid;
 
 use super::SkuAllocation;
-use crate::codec::{self, EventDecodeError};
+use crate::codec::EventSchema;
 use crate::values::Shortage;
-use crate::DomainEvent;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
@@ -47,30 +45,15 @@ impl ReservationEvent {
     }
 }
 
-impl DomainEvent for ReservationEvent {
-    fn event_type(&self) -> &'static str {
+impl EventSchema for ReservationEvent {
+    const EVENT_TYPES: &'static [(&'static str, i32)] = EVENT_TYPES;
+
+    fn type_name(&self) -> &'static str {
         match self {
             Self::Reserved { .. } => "InventoryReserved",
             Self::Unavailable { .. } => "InventoryUnavailable",
             Self::Released { .. } => "InventoryReleased",
             Self::Committed { .. } => "InventoryCommitted",
         }
-    }
-
-    fn schema_version(&self) -> i32 {
-        codec::current_version(EVENT_TYPES, self.event_type()).unwrap_or(1)
-    }
-
-    fn to_json(&self) -> Value {
-        codec::encode_data(self)
-    }
-
-    fn from_stored(
-        event_type: &str,
-        schema_version: i32,
-        data: Value,
-    ) -> Result<Self, EventDecodeError> {
-        codec::check_version(EVENT_TYPES, event_type, schema_version)?;
-        codec::decode_data(event_type, schema_version, data)
     }
 }
