@@ -179,6 +179,18 @@ impl EventStore {
         log::read_correlation(&self.inner.pool, correlation_id, after, limit).await
     }
 
+    /// Whether readers can see events after `after` that match `filter`:
+    /// false once a subscriber from `after` has caught up.
+    pub async fn has_events_after(
+        &self,
+        after: LogCursor,
+        filter: &LogFilter,
+    ) -> Result<bool, StoreError> {
+        Ok(!log::read_after(&self.inner.pool, after, filter, 1)
+            .await?
+            .is_empty())
+    }
+
     /// The cursor of the last event readers can see.
     pub async fn head(&self) -> Result<LogCursor, StoreError> {
         log::head(&self.inner.pool).await

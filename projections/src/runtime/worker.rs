@@ -46,7 +46,8 @@ pub(crate) async fn run(
 ) {
     let name = subscriber.name();
     let mut failures = 0;
-    while !*stopped.borrow() {
+    // A dropped `RuntimeHandle` stops the runtime too (`has_changed` errs).
+    while !*stopped.borrow() && stopped.has_changed().is_ok() {
         let ownership = match Ownership::try_acquire(&store, name).await {
             Ok(Some(ownership)) => ownership,
             Ok(None) => {
@@ -124,8 +125,7 @@ impl Worker {
             .await?
             .unwrap_or(LogCursor::START);
         self.blocked = parking::blocked_streams(self.store.pool(), self.name()).await?;
-        let mut head = self.store.head().await?;
-        let mut state = self.report_progress(head).await?;
+        let mut state = self.report_progress().await?;
         let mut subscription = self.subscribe();
         let mut ownership_check = tokio::time::interval(self.options.ownership_interval);
         let mut request_check = tokio::time::interval(self.options.request_interval);
@@ -137,8 +137,7 @@ impl Worker {
                     if !self.ownership.still_held().await {
                         return Err(RuntimeError::LostOwnership);
                     }
-                    head = self.store.head().await?;
-                    state = self.report_progress(head).await?;
+                    state = self.report_progress().await?;
                 }
                 _ = request_check.tick() => {
                     if self.carry_out_requests().await? {
@@ -162,27 +161,30 @@ impl Worker {
                         }
                     }
                     self.handle_batch(batch).await?;
-                    if state != status::RUNNING && self.cursor >= head {
-                        state = self.report_progress(head).await?;
+                    if state != status::RUNNING {
+                        state = self.report_progress().await?;
                     }
                 }
             }
         }
     }
 
-    fn subscribe(&self) -> Subscription {
-        let filter = match &self.subscriber {
+    fn filter(&self) -> LogFilter {
+        match &self.subscriber {
             Subscriber::Projection(projection) => {
                 LogFilter::Category(projection.category().to_owned())
             }
             Subscriber::Reactor(reactor) => reactor.category().map_or(LogFilter::All, |category| {
                 LogFilter::Category(category.to_owned())
             }),
-        };
+        }
+    }
+
+    fn subscribe(&self) -> Subscription {
         self.store.subscribe(
             self.cursor,
             SubscribeOptions {
-                filter,
+                filter: self.filter(),
                 batch_size: i64::try_from(self.options.batch_size).unwrap_or(500),
                 ..SubscribeOptions::default()
             },
@@ -191,13 +193,17 @@ impl Worker {
 
     /// Reports the state (catching up, running or rebuilding) with a
     /// heartbeat; returns it.
-    async fn report_progress(&self, head: LogCursor) -> Result<&'static str, RuntimeError> {
+    async fn report_progress(&self) -> Result<&'static str, RuntimeError> {
         let state = if self.rebuild.is_some() {
             status::REBUILDING
-        } else if self.cursor >= head {
-            status::RUNNING
-        } else {
+        } else if self
+            .store
+            .has_events_after(self.cursor, &self.filter())
+            .await?
+        {
             status::CATCHING_UP
+        } else {
+            status::RUNNING
         };
         status::report(self.store.pool(), self.name(), Some(&self.owner), state).await?;
         Ok(state)
