@@ -85,6 +85,9 @@ fn spawn_notifier(pool: PgPool, pending: Arc<Notify>) -> JoinHandle<()> {
             // `notify_one` stores one permit: appends while a NOTIFY is in
             // flight cost one more NOTIFY, not one each.
             pending.notified().await;
+            if pool.is_closed() {
+                return;
+            }
             if connection.is_none() {
                 connection = PgConnection::connect_with(&pool.connect_options())
                     .await
@@ -126,6 +129,10 @@ fn spawn_listener(pool: PgPool, counter: watch::Sender<u64>) -> JoinHandle<()> {
             }
             .await;
             if let Err(error) = outcome {
+                if pool.is_closed() {
+                    // The store is shutting down: nothing left to listen for.
+                    return;
+                }
                 tracing::warn!(%error, "event listener lost its connection; reconnecting");
                 tokio::time::sleep(retry_delay).await;
                 retry_delay = (retry_delay * 2).min(Duration::from_secs(5));
