@@ -2,12 +2,15 @@
 //! finds or starts the database, and runs the chosen command. Logic lives
 //! in the library crates; this file only wires them.
 
+mod admin;
 mod database;
+mod serve;
 mod telemetry;
 
 use std::process::ExitCode;
 
 use anyhow::Context;
+use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -23,11 +26,36 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the service. Without DATABASE_URL, starts an embedded PostgreSQL
-    /// under ./.orderstream/.
-    Serve,
+    /// Run the HTTP API and the subscription runtime. Without DATABASE_URL,
+    /// starts an embedded PostgreSQL under ./.orderstream/.
+    Serve(serve::ServeArgs),
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Inspect and steer subscriptions (carried out by the serving process).
+    Subscriptions {
+        #[command(subcommand)]
+        command: admin::SubscriptionsCommand,
+    },
+    /// Rebuild read models.
+    Projections {
+        #[command(subcommand)]
+        command: admin::ProjectionsCommand,
+    },
+    /// Print a stream's events.
+    Audit {
+        /// e.g. order-<uuid> or inventory-SKU-1
+        stream: String,
+        /// Only events recorded at or before this RFC 3339 instant.
+        #[arg(long)]
+        as_of: Option<DateTime<Utc>>,
+    },
+    /// Print a SKU's stock, now or at an instant.
+    Stock {
+        sku: String,
+        /// RFC 3339 instant: the stock as it was then.
+        #[arg(long)]
+        at: Option<DateTime<Utc>>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -53,47 +81,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
     let database = database::Database::from_environment()
         .await
         .context("could not get a database")?;
+    let store = database.store().clone();
     let outcome = match command {
-        Command::Serve => serve(&database).await,
+        Command::Serve(args) => match database.migrate().await {
+            Ok(()) => serve::serve(&store, database.description(), args).await,
+            Err(error) => Err(error),
+        },
         Command::Migrate => database.migrate().await,
+        Command::Subscriptions { command } => admin::subscriptions(&store, command).await,
+        Command::Projections { command } => admin::projections(&store, command).await,
+        Command::Audit { stream, as_of } => admin::audit(&store, &stream, as_of).await,
+        Command::Stock { sku, at } => admin::stock(&store, &sku, at).await,
     };
     database.shut_down().await;
     outcome
-}
-
-async fn serve(database: &database::Database) -> anyhow::Result<()> {
-    database.migrate().await?;
-    let store = database.store();
-    let head = store.head().await.context("could not read the event log")?;
-    tracing::info!(
-        database = %database.description(),
-        head_position = head.position,
-        "event store ready; press Ctrl-C to stop"
-    );
-    shutdown_signal().await;
-    tracing::info!("shutting down");
-    Ok(())
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }

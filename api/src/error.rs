@@ -88,7 +88,9 @@ impl ApiError {
         kind: impl FnOnce(&E) -> ErrorKind,
     ) -> Self {
         match error {
-            ExecuteError::Domain(domain) => ApiError::from_domain(kind(&domain), domain.to_string()),
+            ExecuteError::Domain(domain) => {
+                ApiError::from_domain(kind(&domain), domain.to_string())
+            }
             conflict @ ExecuteError::Conflict { .. } => ApiError::Conflict(conflict.to_string()),
             ExecuteError::Store(store) => store.into(),
             other => ApiError::internal(other),
@@ -117,10 +119,9 @@ pub fn problem_response(status: StatusCode, detail: String) -> Response {
         detail,
     };
     let mut response = (status, axum::Json(problem)).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(PROBLEM_JSON),
-    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     response
 }
 
@@ -140,10 +141,9 @@ impl IntoResponse for ApiError {
         };
         let mut response = problem_response(status, detail);
         if matches!(self, ApiError::Unauthorized) {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer"),
-            );
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }
@@ -164,8 +164,20 @@ fn chain(error: &dyn std::error::Error) -> String {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
-            unavailable if unavailable.is_unavailable() => ApiError::Unavailable(unavailable.into()),
+            unavailable if unavailable.is_unavailable() => {
+                ApiError::Unavailable(unavailable.into())
+            }
             StoreError::InvalidRequest(message) => ApiError::BadRequest(message),
+            // Class 22 (data exception): a value the database cannot take,
+            // such as text it cannot store. Rolled back, so nothing written.
+            StoreError::Database(sqlx::Error::Database(database))
+                if database.code().is_some_and(|code| code.starts_with("22")) =>
+            {
+                ApiError::Unprocessable(format!(
+                    "the database refused a value of this request: {}",
+                    database.message()
+                ))
+            }
             conflict @ (StoreError::WrongExpectedVersion { .. }
             | StoreError::EventIdConflict { .. }
             | StoreError::PartialRepeat) => ApiError::Conflict(conflict.to_string()),

@@ -44,7 +44,12 @@ pub fn handle() -> PrometheusHandle {
 }
 
 /// Records one executed command.
-pub fn command_executed(command: &'static str, outcome: &'static str, elapsed: Duration, events: usize) {
+pub fn command_executed(
+    command: &'static str,
+    outcome: &'static str,
+    elapsed: Duration,
+    events: usize,
+) {
     metrics::histogram!(COMMAND_DURATION, "command" => command, "outcome" => outcome)
         .record(elapsed.as_secs_f64());
     if events > 0 {

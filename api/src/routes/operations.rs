@@ -1,0 +1,204 @@
+//! Operations (admin): subscription status, parked events, replay, reset
+//! and projection rebuild. Every handler takes [`Admin`], the bearer-token
+//! check.
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::Json;
+use projections::operations;
+use subtle::ConstantTimeEq;
+
+use super::accepted;
+use crate::dto::{AcceptedBody, ParkedEventBody, ResetRequest, SubscriptionBody};
+use crate::error::{ApiError, Problem};
+use crate::extract::{JsonBody, PathParams};
+use crate::AppState;
+
+/// Proof that the request carries the admin token.
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(expected) = state.admin_token() else {
+            return Err(ApiError::Forbidden(
+                "admin endpoints are disabled: set ORDERSTREAM_ADMIN_TOKEN to a secret when \
+                 starting the server, then send it as `Authorization: Bearer <token>`"
+                    .into(),
+            ));
+        };
+        let Some(given) = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| {
+                value
+                    .strip_prefix("Bearer ")
+                    .or_else(|| value.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+        else {
+            return Err(ApiError::Unauthorized);
+        };
+        if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+            Ok(Admin)
+        } else {
+            Err(ApiError::Forbidden(
+                "the bearer token is not the admin token".into(),
+            ))
+        }
+    }
+}
+
+/// Every subscription with its checkpoint, lag and parked events.
+#[utoipa::path(
+    get, path = "/subscriptions", tag = "operations",
+    security(("admin" = [])),
+    responses(
+        (status = 200, body = [SubscriptionBody]),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[tracing::instrument(skip_all)]
+pub async fn list_subscriptions(
+    _: Admin,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<SubscriptionBody>>, ApiError> {
+    let statuses = operations::subscription_statuses(state.store()).await?;
+    Ok(Json(
+        statuses
+            .into_iter()
+            .map(|status| SubscriptionBody {
+                name: status.name,
+                position: status.position,
+                head: status.head,
+                lag: status.lag,
+                parked: status.parked,
+                state: status.state,
+                owner: status.owner,
+            })
+            .collect(),
+    ))
+}
+
+/// The events a subscription parked, with their error and attempts.
+#[utoipa::path(
+    get, path = "/subscriptions/{name}/parked", tag = "operations",
+    security(("admin" = [])),
+    params(("name" = String, Path)),
+    responses(
+        (status = 200, body = [ParkedEventBody]),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[tracing::instrument(skip_all, fields(subscription = %name))]
+pub async fn list_parked(
+    _: Admin,
+    State(state): State<AppState>,
+    PathParams(name): PathParams<String>,
+) -> Result<Json<Vec<ParkedEventBody>>, ApiError> {
+    let parked = operations::parked_events(state.store(), &name).await?;
+    Ok(Json(
+        parked
+            .into_iter()
+            .map(|event| ParkedEventBody {
+                position: event.position,
+                event_id: event.event_id,
+                stream_id: event.stream_id,
+                stream_version: event.stream_version,
+                event_type: event.event_type,
+                attempts: event.attempts,
+                error: event.last_error,
+                blocked_by: event.blocked_by,
+                parked_at: event.parked_at,
+            })
+            .collect(),
+    ))
+}
+
+/// Replay a subscription's parked events (carried out by its owner).
+#[utoipa::path(
+    post, path = "/subscriptions/{name}/parked/replay", tag = "operations",
+    security(("admin" = [])),
+    params(("name" = String, Path)),
+    responses(
+        (status = 202, body = AcceptedBody),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[tracing::instrument(skip_all, fields(subscription = %name))]
+pub async fn replay_parked(
+    _: Admin,
+    State(state): State<AppState>,
+    PathParams(name): PathParams<String>,
+) -> Result<(StatusCode, Json<AcceptedBody>), ApiError> {
+    operations::request_replay_parked(state.store(), &name).await?;
+    Ok(accepted(format!(
+        "the parked events of {name} will be replayed by its owner"
+    )))
+}
+
+/// Move a subscription's checkpoint: it re-delivers every event after
+/// `position`.
+#[utoipa::path(
+    post, path = "/subscriptions/{name}/reset", tag = "operations",
+    security(("admin" = [])),
+    params(("name" = String, Path)),
+    request_body = ResetRequest,
+    responses(
+        (status = 202, body = AcceptedBody),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[tracing::instrument(skip_all, fields(subscription = %name))]
+pub async fn reset_subscription(
+    _: Admin,
+    State(state): State<AppState>,
+    PathParams(name): PathParams<String>,
+    JsonBody(body): JsonBody<ResetRequest>,
+) -> Result<(StatusCode, Json<AcceptedBody>), ApiError> {
+    if body.position < 0 {
+        return Err(ApiError::Unprocessable(
+            "position must not be negative".into(),
+        ));
+    }
+    operations::request_reset(state.store(), &name, body.position).await?;
+    Ok(accepted(format!(
+        "{name} will re-deliver the events after position {}",
+        body.position
+    )))
+}
+
+/// Rebuild a read model from the log into fresh tables, swapped in when
+/// done; the old one keeps serving meanwhile.
+#[utoipa::path(
+    post, path = "/projections/{name}/rebuild", tag = "operations",
+    security(("admin" = [])),
+    params(("name" = String, Path, description = "orders, stock or payments")),
+    responses(
+        (status = 202, body = AcceptedBody),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[tracing::instrument(skip_all, fields(projection = %name))]
+pub async fn rebuild_projection(
+    _: Admin,
+    State(state): State<AppState>,
+    PathParams(name): PathParams<String>,
+) -> Result<(StatusCode, Json<AcceptedBody>), ApiError> {
+    operations::request_rebuild(state.store(), &name).await?;
+    Ok(accepted(format!("the {name} read model will be rebuilt")))
+}

@@ -1,0 +1,94 @@
+//! `Idempotency-Key` on POST /orders: one order per key, whatever the
+//! repeats and the concurrency.
+
+use serde_json::Value;
+
+use crate::helpers::{order_body, Answer, Options, TestServer};
+
+async fn place_with_key(server: &TestServer, key: &str, body: &Value) -> Answer {
+    server
+        .send(
+            server
+                .client
+                .post(server.url("/orders"))
+                .header("idempotency-key", key)
+                .json(body),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn the_same_key_and_body_return_the_same_order_and_place_nothing_new() {
+    let server = TestServer::start(Options::api_only()).await;
+    let body = order_body(&[("SKU-1", 2)], "card_ok");
+    let first = place_with_key(&server, "key-1", &body).await.expect(201);
+    let repeat = place_with_key(&server, "key-1", &body).await;
+    assert!(
+        matches!(repeat.status.as_u16(), 200 | 201),
+        "{}",
+        repeat.text
+    );
+    assert_eq!(first.body["order_id"], repeat.body["order_id"]);
+    assert_eq!(repeat.body["total"], "19.98");
+    assert_eq!(server.count_events_of_type("OrderPlaced").await, 1);
+    // Another key is another order.
+    let other = place_with_key(&server, "key-2", &body).await.expect(201);
+    assert_ne!(other.body["order_id"], first.body["order_id"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_same_key_with_another_body_is_409() {
+    let server = TestServer::start(Options::api_only()).await;
+    place_with_key(&server, "key-1", &order_body(&[("SKU-1", 2)], "card_ok"))
+        .await
+        .expect(201);
+    place_with_key(&server, "key-1", &order_body(&[("SKU-1", 3)], "card_ok"))
+        .await
+        .expect_problem(409);
+    assert_eq!(server.count_events_of_type("OrderPlaced").await, 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_invalid_request_does_not_use_up_its_key() {
+    let server = TestServer::start(Options::api_only()).await;
+    place_with_key(&server, "key-1", &order_body(&[("SKU-1", 0)], "card_ok"))
+        .await
+        .expect_problem(422);
+    place_with_key(&server, "key-1", &order_body(&[("SKU-1", 1)], "card_ok"))
+        .await
+        .expect(201);
+    place_with_key(&server, "", &order_body(&[("SKU-1", 1)], "card_ok"))
+        .await
+        .expect_problem(400);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn twenty_concurrent_requests_with_one_key_place_exactly_one_order() {
+    let server = TestServer::start(Options::api_only()).await;
+    let body = order_body(&[("SKU-1", 1), ("SKU-2", 4)], "card_ok");
+    let answers = futures::future::join_all(
+        (0..20).map(|_| place_with_key(&server, "concurrent-key", &body)),
+    )
+    .await;
+    let mut ids = Vec::new();
+    for answer in &answers {
+        assert!(
+            matches!(answer.status.as_u16(), 200 | 201),
+            "{}: {}",
+            answer.status,
+            answer.text
+        );
+        ids.push(answer.body["order_id"].clone());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert_eq!(
+        answers.iter().filter(|a| a.status.as_u16() == 201).count(),
+        1
+    );
+    assert_eq!(server.count_events_of_type("OrderPlaced").await, 1);
+    server.stop().await;
+}

@@ -1,0 +1,15 @@
+//! End-to-end tests through HTTP: the API on port 0 against a fresh
+//! database per test, with the subscription runtime in-process when a test
+//! needs the choreography.
+
+mod audit;
+mod choreography;
+mod errors;
+mod helpers;
+mod idempotency;
+mod inventory;
+mod operations;
+mod orders;
+mod properties;
+mod quick_tour;
+mod service;
