@@ -37,8 +37,11 @@ impl Default for SubscribeOptions {
 /// Committed events can be invisible for a moment behind an older, still
 /// running transaction; while that is so, look again after these delays
 /// rather than wait for a wake-up that the other transaction will not send.
-const HORIZON_RETRY_FIRST: Duration = Duration::from_millis(1);
-const HORIZON_RETRY_MAX: Duration = Duration::from_millis(50);
+/// Writing transactions are short (an append, a projection batch), so the
+/// pauses stay short too: a long pause here is added to every hop of the
+/// choreography.
+const HORIZON_RETRY_FIRST: Duration = Duration::from_micros(500);
+const HORIZON_RETRY_MAX: Duration = Duration::from_millis(5);
 const ERROR_RETRY_FIRST: Duration = Duration::from_millis(50);
 const ERROR_RETRY_MAX: Duration = Duration::from_secs(5);
 

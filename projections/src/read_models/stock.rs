@@ -1,6 +1,8 @@
 //! Stock levels now (per SKU and warehouse) and stock history (one row per
 //! change), for "what is the stock" and "what was it at instant T".
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use event_store::RecordedEvent;
@@ -129,6 +131,10 @@ fn view(sku: &str, warehouses: Vec<WarehouseLevel>, position: i64) -> StockView 
 }
 
 /// Projects `inventory-*` streams into `stock_levels` and `stock_history`.
+///
+/// A batch is folded in memory from the SKUs' current levels: one query to
+/// read them, one to insert a history row per event, one to upsert the
+/// final levels, whatever the batch's size.
 pub struct StockLevels;
 
 #[async_trait]
@@ -150,47 +156,183 @@ impl Projection for StockLevels {
         connection: &mut PgConnection,
         event: &RecordedEvent,
     ) -> Result<(), HandlerError> {
-        if event.category() != "inventory" {
+        self.apply_batch(connection, std::slice::from_ref(event))
+            .await
+    }
+
+    async fn apply_batch(
+        &self,
+        connection: &mut PgConnection,
+        events: &[RecordedEvent],
+    ) -> Result<(), HandlerError> {
+        let mut decoded = Vec::with_capacity(events.len());
+        for event in events
+            .iter()
+            .filter(|event| event.category() == "inventory")
+        {
+            decoded.push((event, decode::<InventoryEvent>(event)?));
+        }
+        if decoded.is_empty() {
             return Ok(());
         }
-        let inventory_event: InventoryEvent = decode(event)?;
-        let changes = changes(&inventory_event);
-        let sku = inventory_event.sku().as_str();
-        let (warehouses, (on_hand, reserved)): (Vec<String>, (Vec<i64>, Vec<i64>)) = changes
+        let skus: Vec<String> = decoded
+            .iter()
+            .map(|(_, inventory_event)| inventory_event.sku().as_str().to_owned())
+            .collect::<BTreeSet<_>>()
             .into_iter()
-            .map(|change| (change.warehouse, (change.on_hand, change.reserved)))
-            .unzip();
-        sqlx::query(
-            "INSERT INTO stock_levels (sku, warehouse, on_hand, reserved, position, updated_at) \
-             SELECT $1, warehouse, on_hand, reserved, $5, $6 \
-               FROM unnest($2::text[], $3::bigint[], $4::bigint[]) AS c(warehouse, on_hand, reserved) \
-             ON CONFLICT (sku, warehouse) DO UPDATE \
-                SET on_hand = stock_levels.on_hand + excluded.on_hand, \
-                    reserved = stock_levels.reserved + excluded.reserved, \
-                    position = excluded.position, updated_at = excluded.updated_at",
-        )
-        .bind(sku)
-        .bind(&warehouses)
-        .bind(&on_hand)
-        .bind(&reserved)
-        .bind(event.position)
-        .bind(event.recorded_at)
-        .execute(&mut *connection)
-        .await?;
+            .collect();
+        let mut levels = current_levels(connection, &skus).await?;
+        let mut history = HistoryRows::default();
+        let mut touched: BTreeMap<(String, String), (i64, DateTime<Utc>)> = BTreeMap::new();
+        for (event, inventory_event) in &decoded {
+            let sku = inventory_event.sku().as_str();
+            let warehouses = levels.entry(sku.to_owned()).or_default();
+            for change in changes(inventory_event) {
+                let level = warehouses.entry(change.warehouse.clone()).or_default();
+                level.0 += change.on_hand;
+                level.1 += change.reserved;
+                touched.insert(
+                    (sku.to_owned(), change.warehouse),
+                    (event.position, event.recorded_at),
+                );
+            }
+            history.push(sku, event, warehouses);
+        }
+        upsert_levels(connection, &levels, &touched).await?;
+        history.insert(connection).await?;
+        Ok(())
+    }
+}
+
+/// (on hand, reserved) per warehouse, per SKU.
+type Levels = BTreeMap<String, BTreeMap<String, (i64, i64)>>;
+
+async fn current_levels(
+    connection: &mut PgConnection,
+    skus: &[String],
+) -> Result<Levels, HandlerError> {
+    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
+        "SELECT sku, warehouse, on_hand, reserved FROM stock_levels WHERE sku = ANY($1)",
+    )
+    .bind(skus)
+    .fetch_all(&mut *connection)
+    .await?;
+    let mut levels = Levels::new();
+    for (sku, warehouse, on_hand, reserved) in rows {
+        levels
+            .entry(sku)
+            .or_default()
+            .insert(warehouse, (on_hand, reserved));
+    }
+    Ok(levels)
+}
+
+async fn upsert_levels(
+    connection: &mut PgConnection,
+    levels: &Levels,
+    touched: &BTreeMap<(String, String), (i64, DateTime<Utc>)>,
+) -> Result<(), HandlerError> {
+    let mut columns: (
+        Vec<&str>,
+        Vec<&str>,
+        Vec<i64>,
+        Vec<i64>,
+        Vec<i64>,
+        Vec<DateTime<Utc>>,
+    ) = Default::default();
+    for ((sku, warehouse), (position, at)) in touched {
+        let (on_hand, reserved) = levels
+            .get(sku)
+            .and_then(|warehouses| warehouses.get(warehouse))
+            .copied()
+            .unwrap_or_default();
+        columns.0.push(sku);
+        columns.1.push(warehouse);
+        columns.2.push(on_hand);
+        columns.3.push(reserved);
+        columns.4.push(*position);
+        columns.5.push(*at);
+    }
+    sqlx::query(
+        "INSERT INTO stock_levels (sku, warehouse, on_hand, reserved, position, updated_at) \
+         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], \
+                              $5::bigint[], $6::timestamptz[]) \
+         ON CONFLICT (sku, warehouse) DO UPDATE \
+            SET on_hand = excluded.on_hand, reserved = excluded.reserved, \
+                position = excluded.position, updated_at = excluded.updated_at",
+    )
+    .bind(&columns.0)
+    .bind(&columns.1)
+    .bind(&columns.2)
+    .bind(&columns.3)
+    .bind(&columns.4)
+    .bind(&columns.5)
+    .execute(&mut *connection)
+    .await?;
+    Ok(())
+}
+
+/// The history rows of a batch, as columns for one `unnest` insert.
+#[derive(Default)]
+struct HistoryRows {
+    skus: Vec<String>,
+    at: Vec<DateTime<Utc>>,
+    transaction_ids: Vec<i64>,
+    positions: Vec<i64>,
+    on_hand: Vec<i64>,
+    reserved: Vec<i64>,
+    available: Vec<i64>,
+    warehouses: Vec<serde_json::Value>,
+    event_types: Vec<String>,
+}
+
+impl HistoryRows {
+    /// A row with the SKU's levels after `event`.
+    fn push(
+        &mut self,
+        sku: &str,
+        event: &RecordedEvent,
+        warehouses: &BTreeMap<String, (i64, i64)>,
+    ) {
+        let levels: Vec<WarehouseLevel> = warehouses
+            .iter()
+            .map(|(warehouse, (on_hand, reserved))| WarehouseLevel {
+                warehouse: warehouse.clone(),
+                on_hand: *on_hand,
+                reserved: *reserved,
+                available: on_hand - reserved,
+            })
+            .collect();
+        let on_hand: i64 = levels.iter().map(|level| level.on_hand).sum();
+        let reserved: i64 = levels.iter().map(|level| level.reserved).sum();
+        self.skus.push(sku.to_owned());
+        self.at.push(event.recorded_at);
+        self.transaction_ids.push(event.transaction_id);
+        self.positions.push(event.position);
+        self.on_hand.push(on_hand);
+        self.reserved.push(reserved);
+        self.available.push(on_hand - reserved);
+        self.warehouses
+            .push(serde_json::to_value(levels).unwrap_or(serde_json::Value::Null));
+        self.event_types.push(event.event_type.clone());
+    }
+
+    async fn insert(&self, connection: &mut PgConnection) -> Result<(), HandlerError> {
         sqlx::query(
             "INSERT INTO stock_history (sku, at, transaction_id, position, on_hand, reserved, \
                  available, warehouses, event_type) \
-             SELECT $1, $2, $3, $4, sum(on_hand), sum(reserved), sum(on_hand - reserved), \
-                    jsonb_agg(jsonb_build_object('warehouse', warehouse, 'on_hand', on_hand, \
-                        'reserved', reserved, 'available', on_hand - reserved) ORDER BY warehouse), \
-                    $5 \
-               FROM stock_levels WHERE sku = $1",
+             SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::bigint[], $4::bigint[], \
+                                  $5::bigint[], $6::bigint[], $7::bigint[], $8::jsonb[], $9::text[])",
         )
-        .bind(sku)
-        .bind(event.recorded_at)
-        .bind(event.transaction_id)
-        .bind(event.position)
-        .bind(&event.event_type)
+        .bind(&self.skus)
+        .bind(&self.at)
+        .bind(&self.transaction_ids)
+        .bind(&self.positions)
+        .bind(&self.on_hand)
+        .bind(&self.reserved)
+        .bind(&self.available)
+        .bind(&self.warehouses)
+        .bind(&self.event_types)
         .execute(&mut *connection)
         .await?;
         Ok(())

@@ -55,9 +55,13 @@ pub(crate) async fn catch_up(
     connection: &mut PgConnection,
     from: LogCursor,
 ) -> Result<LogCursor, RuntimeError> {
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
-        .fetch_one(store.pool())
-        .await?;
+    // An estimate is enough for a progress bar, and a count of a large log
+    // is a scan of it.
+    let total: i64 = sqlx::query_scalar(
+        "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = 'events'::regclass",
+    )
+    .fetch_one(store.pool())
+    .await?;
     let mut done = 0_i64;
     let mut cursor = from;
     loop {
@@ -67,14 +71,7 @@ pub(crate) async fn catch_up(
         };
         cursor = last.cursor();
         let mut transaction = connection.begin().await?;
-        for event in &batch {
-            projection
-                .apply(&mut transaction, event)
-                .await
-                .map_err(|error| {
-                    RuntimeError::Rebuild(format!("event {} failed: {error}", event.position))
-                })?;
-        }
+        apply(projection, &mut transaction, &batch).await?;
         transaction.commit().await?;
         done += batch.len() as i64;
         report_rebuild_progress(
@@ -85,6 +82,17 @@ pub(crate) async fn catch_up(
         .await?;
     }
     Ok(cursor)
+}
+
+async fn apply(
+    projection: &dyn Projection,
+    connection: &mut PgConnection,
+    batch: &[RecordedEvent],
+) -> Result<(), RuntimeError> {
+    projection
+        .apply_batch(connection, batch)
+        .await
+        .map_err(|error| RuntimeError::Rebuild(error.to_string()))
 }
 
 async fn read_batch(
@@ -121,14 +129,7 @@ pub(crate) async fn swap(
             break;
         };
         cursor = last.cursor();
-        for event in &batch {
-            projection
-                .apply(&mut transaction, event)
-                .await
-                .map_err(|error| {
-                    RuntimeError::Rebuild(format!("event {} failed: {error}", event.position))
-                })?;
-        }
+        apply(projection, &mut transaction, &batch).await?;
     }
     for table in projection.tables() {
         for statement in [

@@ -46,16 +46,20 @@ pub(crate) async fn enqueue_request(
     Ok(())
 }
 
-/// The oldest request not yet carried out, if any.
+/// The oldest request not yet carried out, if any, other than `in_progress`
+/// (a rebuild under way, marked done when it is swapped in).
 pub(crate) async fn next_pending(
     pool: &PgPool,
     subscription: &str,
+    in_progress: Option<i64>,
 ) -> Result<Option<Request>, sqlx::Error> {
     let row: Option<(i64, String, Option<i64>)> = sqlx::query_as(
         "SELECT id, kind, position FROM subscription_requests \
-         WHERE subscription = $1 AND done_at IS NULL ORDER BY id LIMIT 1",
+         WHERE subscription = $1 AND done_at IS NULL AND id IS DISTINCT FROM $2 \
+         ORDER BY id LIMIT 1",
     )
     .bind(subscription)
+    .bind(in_progress)
     .fetch_optional(pool)
     .await?;
     Ok(row.and_then(|(id, kind, position)| {

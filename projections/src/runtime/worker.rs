@@ -306,23 +306,30 @@ impl Worker {
         last: LogCursor,
     ) -> Result<bool, RuntimeError> {
         let mut transaction = self.store.pool().begin().await?;
+        let mut unblocked = Vec::new();
         for event in batch {
-            if let Some(head) = self.blocked.get(&event.stream_id).copied() {
-                parking::park(
-                    &mut *transaction,
-                    self.name(),
-                    event,
-                    0,
-                    WAITING,
-                    Some(head),
-                )
-                .await?;
-                continue;
+            match self.blocked.get(&event.stream_id).copied() {
+                Some(head) => {
+                    parking::park(
+                        &mut *transaction,
+                        self.name(),
+                        event,
+                        0,
+                        WAITING,
+                        Some(head),
+                    )
+                    .await?;
+                }
+                None => unblocked.push(event.clone()),
             }
-            if projection.apply(&mut transaction, event).await.is_err() {
-                transaction.rollback().await?;
-                return Ok(false);
-            }
+        }
+        if projection
+            .apply_batch(&mut transaction, &unblocked)
+            .await
+            .is_err()
+        {
+            transaction.rollback().await?;
+            return Ok(false);
         }
         self.crash_if_asked(batch)?;
         event_store::save_checkpoint(&mut *transaction, self.name(), last).await?;
@@ -423,7 +430,12 @@ impl Worker {
     /// restart from a new cursor.
     async fn carry_out_requests(&mut self) -> Result<bool, RuntimeError> {
         let mut restart = false;
-        while let Some(request) = next_pending(self.store.pool(), self.name()).await? {
+        loop {
+            let in_progress = self.rebuild.as_ref().map(|(id, _)| *id);
+            let Some(request) = next_pending(self.store.pool(), self.name(), in_progress).await?
+            else {
+                break;
+            };
             let outcome = match request.kind {
                 RequestKind::ReplayParked => {
                     self.replay_parked().await?;

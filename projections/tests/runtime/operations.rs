@@ -124,6 +124,13 @@ fn rebuilding_every_read_model_after_a_random_workload_equals_the_live_one() {
                 true
             })
             .await;
+            let outcomes: Vec<Option<String>> = sqlx::query_scalar(
+                "SELECT outcome FROM subscription_requests WHERE kind = 'rebuild' ORDER BY id",
+            )
+            .fetch_all(app.store.pool())
+            .await
+            .expect("outcomes");
+            prop_assert_eq!(outcomes, vec![Some("rebuilt".to_owned()); PROJECTIONS.len()]);
             app.wait_until_idle().await;
             let rebuilt = read_models(&app).await;
             subscriptions.shutdown().await;
