@@ -232,26 +232,24 @@ async fn upsert_levels(
     levels: &Levels,
     touched: &BTreeMap<(String, String), (i64, DateTime<Utc>)>,
 ) -> Result<(), HandlerError> {
-    let mut columns: (
-        Vec<&str>,
-        Vec<&str>,
-        Vec<i64>,
-        Vec<i64>,
-        Vec<i64>,
-        Vec<DateTime<Utc>>,
-    ) = Default::default();
+    let mut skus = Vec::with_capacity(touched.len());
+    let mut warehouses = Vec::with_capacity(touched.len());
+    let mut on_hands = Vec::with_capacity(touched.len());
+    let mut reserveds = Vec::with_capacity(touched.len());
+    let mut positions = Vec::with_capacity(touched.len());
+    let mut updated = Vec::with_capacity(touched.len());
     for ((sku, warehouse), (position, at)) in touched {
         let (on_hand, reserved) = levels
             .get(sku)
-            .and_then(|warehouses| warehouses.get(warehouse))
+            .and_then(|levels| levels.get(warehouse))
             .copied()
             .unwrap_or_default();
-        columns.0.push(sku);
-        columns.1.push(warehouse);
-        columns.2.push(on_hand);
-        columns.3.push(reserved);
-        columns.4.push(*position);
-        columns.5.push(*at);
+        skus.push(sku.as_str());
+        warehouses.push(warehouse.as_str());
+        on_hands.push(on_hand);
+        reserveds.push(reserved);
+        positions.push(*position);
+        updated.push(*at);
     }
     sqlx::query(
         "INSERT INTO stock_levels (sku, warehouse, on_hand, reserved, position, updated_at) \
@@ -261,12 +259,12 @@ async fn upsert_levels(
             SET on_hand = excluded.on_hand, reserved = excluded.reserved, \
                 position = excluded.position, updated_at = excluded.updated_at",
     )
-    .bind(&columns.0)
-    .bind(&columns.1)
-    .bind(&columns.2)
-    .bind(&columns.3)
-    .bind(&columns.4)
-    .bind(&columns.5)
+    .bind(&skus)
+    .bind(&warehouses)
+    .bind(&on_hands)
+    .bind(&reserveds)
+    .bind(&positions)
+    .bind(&updated)
     .execute(&mut *connection)
     .await?;
     Ok(())
