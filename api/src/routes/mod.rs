@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod inventory;
 pub mod operations;
+mod order_view;
 pub mod orders;
 pub mod service;
 

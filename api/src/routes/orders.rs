@@ -4,28 +4,21 @@
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
-use aggregates::order::{
-    Order, OrderCommand, OrderError, OrderLine, PlaceOrder, PlacedOrder, MAX_LINES,
-};
-use aggregates::values::{Currency, PaymentMethod, Shortage, Sku};
+use aggregates::order::{Order, OrderCommand, OrderError, OrderLine, PlaceOrder, MAX_LINES};
+use aggregates::values::{Currency, PaymentMethod, Sku};
 use aggregates::{stream_id, Aggregate};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{DateTime, Utc};
 use commands::ExecuteError;
 use event_store::{AsOf, LogCursor, RecordedEvent, StreamRead};
-use projections::read_models::orders::{find_order, OrderSummary};
-use projections::read_models::payments::{find_payment, PaymentSummary};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
+use super::order_view::{body_from_aggregate, current_order};
 use super::{context, execute};
-use crate::dto::{
-    AtQuery, CancelRequest, EventBody, OrderBody, OrderLineBody, PaymentBody, PlaceOrderRequest,
-    ShortageBody,
-};
+use crate::dto::{AtQuery, CancelRequest, EventBody, OrderBody, PlaceOrderRequest};
 use crate::error::{ApiError, Problem};
 use crate::extract::{CorrelationId, JsonBody, OptionalJsonBody, PathParams, QueryParams};
 use crate::idempotency::{self, Claim};
@@ -34,11 +27,11 @@ use crate::AppState;
 /// Events read per page when a whole stream or flow is returned.
 const PAGE: i64 = 1000;
 
-fn order_error(error: ExecuteError<OrderError>) -> ApiError {
+pub(super) fn order_error(error: ExecuteError<OrderError>) -> ApiError {
     ApiError::from_execute(error, OrderError::kind)
 }
 
-fn unknown_order(id: &str) -> ApiError {
+pub(super) fn unknown_order(id: &str) -> ApiError {
     ApiError::NotFound(format!("no order {id:?}"))
 }
 
@@ -172,165 +165,6 @@ pub async fn place_order(
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
-}
-
-/// An order now: the read model when it is up to date with the stream
-/// (or with `at_least`), else the aggregate, so a client always reads its
-/// own writes.
-async fn current_order(
-    state: &AppState,
-    order_id: Uuid,
-    at_least: Option<i64>,
-) -> Result<OrderBody, ApiError> {
-    let pool = state.store().pool();
-    let stream = stream_id::<Order>(order_id);
-    let (summary, version, payment) = tokio::try_join!(
-        async { find_order(pool, order_id).await.map_err(ApiError::from) },
-        async { Ok(state.store().stream_version(&stream).await?) },
-        async { find_payment(pool, order_id).await.map_err(ApiError::from) },
-    )?;
-    let payment = payment.map(payment_body);
-    let wanted = version.max(at_least.unwrap_or(0));
-    if let Some(summary) = summary.filter(|summary| summary.version >= wanted) {
-        let mut body = body_from_summary(summary)?;
-        body.payment = payment;
-        return Ok(body);
-    }
-    let loaded = state
-        .executor()
-        .load::<Order>(&stream)
-        .await
-        .map_err(order_error)?;
-    let mut body = body_from_aggregate(state, &stream, &loaded.state, loaded.version, None)
-        .await?
-        .ok_or_else(|| unknown_order(&order_id.to_string()))?;
-    body.payment = payment;
-    Ok(body)
-}
-
-/// The body for an aggregate at `version`, with the times and correlation
-/// id read from its stream; `None` if the order was not placed (yet).
-async fn body_from_aggregate(
-    state: &AppState,
-    stream: &str,
-    order: &Order,
-    version: i64,
-    as_of: Option<AsOf>,
-) -> Result<Option<OrderBody>, ApiError> {
-    let Some(placed) = &order.placed else {
-        return Ok(None);
-    };
-    let first = state
-        .store()
-        .read_stream(stream, StreamRead::forward_from(1).limit(1))
-        .await?
-        .into_iter()
-        .next();
-    let read_last = StreamRead {
-        from_version: Some(version),
-        as_of,
-        ..StreamRead::backward().limit(1)
-    };
-    let last = state
-        .store()
-        .read_stream(stream, read_last)
-        .await?
-        .into_iter()
-        .next();
-    let (Some(first), Some(last)) = (first, last) else {
-        return Ok(None);
-    };
-    Ok(Some(order_body(
-        placed,
-        version,
-        first.correlation_id,
-        first.recorded_at,
-        last.recorded_at,
-    )))
-}
-
-fn order_body(
-    placed: &PlacedOrder,
-    version: i64,
-    correlation_id: Option<Uuid>,
-    placed_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-) -> OrderBody {
-    OrderBody {
-        order_id: placed.order_id,
-        customer_id: placed.customer_id.clone(),
-        status: placed.status.as_str().to_owned(),
-        currency: placed.currency.code().to_owned(),
-        lines: placed.lines.iter().map(line_body).collect(),
-        total: placed.total.to_string(),
-        payment_method: placed.payment_method.as_str().to_owned(),
-        correlation_id,
-        version,
-        placed_at,
-        updated_at,
-        shortages: placed.shortages.iter().map(shortage_body).collect(),
-        cancel_reason: placed.cancel_reason.clone(),
-        payment_error: match placed.status {
-            aggregates::order::OrderStatus::PaymentFailed => placed.payment_failure.clone(),
-            _ => None,
-        },
-        payment: None,
-    }
-}
-
-fn line_body(line: &OrderLine) -> OrderLineBody {
-    OrderLineBody {
-        sku: line.sku.to_string(),
-        quantity: line.quantity,
-        unit_price: line.unit_price.to_string(),
-    }
-}
-
-fn shortage_body(shortage: &Shortage) -> ShortageBody {
-    ShortageBody {
-        sku: shortage.sku.to_string(),
-        requested: shortage.requested,
-        available: shortage.available,
-    }
-}
-
-fn body_from_summary(summary: OrderSummary) -> Result<OrderBody, ApiError> {
-    let lines: Vec<OrderLine> =
-        serde_json::from_value(summary.lines).map_err(ApiError::internal)?;
-    let shortages: Vec<Shortage> = match summary.shortages {
-        Some(shortages) => serde_json::from_value(shortages).map_err(ApiError::internal)?,
-        None => Vec::new(),
-    };
-    Ok(OrderBody {
-        order_id: summary.order_id,
-        customer_id: summary.customer_id,
-        status: summary.status,
-        currency: summary.currency,
-        lines: lines.iter().map(line_body).collect(),
-        total: summary.total.to_string(),
-        payment_method: summary.payment_method,
-        correlation_id: summary.correlation_id,
-        version: summary.version,
-        placed_at: summary.placed_at,
-        updated_at: summary.updated_at,
-        shortages: shortages.iter().map(shortage_body).collect(),
-        cancel_reason: summary.cancel_reason,
-        payment_error: summary.payment_error,
-        payment: None,
-    })
-}
-
-fn payment_body(payment: PaymentSummary) -> PaymentBody {
-    PaymentBody {
-        status: payment.status,
-        amount: payment.amount.to_string(),
-        currency: payment.currency,
-        method: payment.method,
-        attempts: payment.attempts,
-        reference: payment.reference,
-        last_error: payment.last_error,
-        updated_at: payment.updated_at,
-    }
 }
 
 /// An order, now or as it was at `at`.
