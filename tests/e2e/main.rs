@@ -4,6 +4,7 @@
 
 mod audit;
 mod choreography;
+mod crash_recovery;
 mod errors;
 mod helpers;
 mod idempotency;
