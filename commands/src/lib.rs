@@ -3,10 +3,11 @@
 //! [`CommandExecutor::execute`] loads an aggregate (latest snapshot plus
 //! later events), asks its pure `decide`, and appends the result expecting
 //! exactly the version it loaded; when another writer got there first it
-//! reloads and decides again, a bounded number of times. Decisions that
-//! span several aggregates (reserving an order's lines across SKUs) go
-//! through [`CommandExecutor::reserve_order`] and friends, which append to
-//! every stream involved in one atomic multi-stream append.
+//! reloads and decides again, a bounded number of times. A state it has
+//! just written or read may stand in for the load (`cache.rs` says why that
+//! is safe). Decisions that span several aggregates (reserving an order's
+//! lines across SKUs) go through [`CommandExecutor::change_reservation`],
+//! which appends to every stream involved in one atomic multi-stream append.
 //!
 //! It is not the domain (that is `aggregates`, pure) nor the store (that is
 //! `event-store`, which knows no domain type): it is the glue between them,
@@ -15,6 +16,7 @@
 //! Start reading at [`CommandExecutor`], then `context.rs` for how
 //! correlation, causation and deterministic event ids flow into metadata.
 
+mod cache;
 mod context;
 mod error;
 mod executor;

@@ -15,6 +15,7 @@ use aggregates::{fold_from, stream_id};
 use event_store::{ExpectedVersion, StreamAppend};
 use uuid::Uuid;
 
+use crate::executor::Basis;
 use crate::{CommandContext, CommandExecutor, ExecuteError, Loaded};
 
 /// What to do with an order's reservation.
@@ -39,10 +40,36 @@ impl CommandExecutor {
         change: &ReservationChange,
         context: &CommandContext,
     ) -> Result<ReservationDecision, ExecuteError<ReservationError>> {
-        self.with_retries(|| async move {
-            let reservation = self
-                .load::<Reservation>(&stream_id::<Reservation>(order_id))
+        // Reserving creates the order's reservation stream: guess it is new.
+        let first = match change {
+            ReservationChange::Reserve { .. } => Basis::Presumed,
+            ReservationChange::Release | ReservationChange::Commit => Basis::Cached,
+        };
+        self.with_retries(first, |basis| {
+            self.change_reservation_once(order_id, change, context, basis)
+        })
+        .await
+    }
+
+    async fn change_reservation_once(
+        &self,
+        order_id: Uuid,
+        change: &ReservationChange,
+        context: &CommandContext,
+        mut basis: Basis,
+    ) -> Result<ReservationDecision, ExecuteError<ReservationError>> {
+        loop {
+            let (reservation, used) = self
+                .state_for_decision::<Reservation>(&stream_id::<Reservation>(order_id), basis)
                 .await?;
+            let mut guessed = used != Basis::Stored;
+            // Inventories are never new: a presumed reservation still reads
+            // them from the cache or the store.
+            let inventory_basis = match basis {
+                Basis::Presumed => Basis::Cached,
+                other => other,
+            };
+            basis = Basis::Stored;
             let skus: Vec<Sku> = match change {
                 ReservationChange::Reserve { lines } => {
                     lines.iter().map(|line| line.sku.clone()).collect()
@@ -55,10 +82,11 @@ impl CommandExecutor {
             for sku in skus {
                 if let Entry::Vacant(slot) = inventories.entry(sku) {
                     let stream = stream_id::<Inventory>(slot.key());
-                    let loaded = self
-                        .load::<Inventory>(&stream)
+                    let (loaded, used) = self
+                        .state_for_decision::<Inventory>(&stream, inventory_basis)
                         .await
                         .map_err(|error| error.map_domain(ReservationError::Inventory))?;
+                    guessed |= used != Basis::Stored;
                     slot.insert(loaded);
                 }
             }
@@ -72,16 +100,24 @@ impl CommandExecutor {
                 }
                 ReservationChange::Release => release_order(&reservation.state, order_id, &states),
                 ReservationChange::Commit => commit_order(&reservation.state, order_id, &states),
+            };
+            // Only an append checks the states decided on; anything else
+            // decided on a guess is decided again on the stored states.
+            let decision = match decision {
+                Ok(decision) if !decision.is_empty() => decision,
+                _ if guessed => continue,
+                Ok(decision) => return Ok(decision),
+                Err(error) => return Err(ExecuteError::Domain(error)),
+            };
+            if !self
+                .append_decision(&reservation, &inventories, &decision, context)
+                .await?
+                && guessed
+            {
+                continue;
             }
-            .map_err(ExecuteError::Domain)?;
-            if decision.is_empty() {
-                return Ok(decision);
-            }
-            self.append_decision(&reservation, &inventories, &decision, context)
-                .await?;
-            Ok(decision)
-        })
-        .await
+            return Ok(decision);
+        }
     }
 
     /// One append to the reservation and every inventory stream read, each
@@ -93,7 +129,7 @@ impl CommandExecutor {
         inventories: &BTreeMap<Sku, Loaded<Inventory>>,
         decision: &ReservationDecision,
         context: &CommandContext,
-    ) -> Result<(), ExecuteError<ReservationError>> {
+    ) -> Result<bool, ExecuteError<ReservationError>> {
         let mut encoded: BTreeMap<String, Vec<aggregates::EncodedEvent>> = decision
             .streams()
             .into_iter()
@@ -116,16 +152,21 @@ impl CommandExecutor {
         }
         let result = self.store().append_to_streams(&appends).await?;
         if !result.written {
-            return Ok(());
+            return Ok(false);
+        }
+        let reservation_state = fold_from(reservation.state.clone(), &decision.reservation);
+        if let Some(version) = result.stream_version(&reservation.stream_id) {
+            self.remember(&reservation.stream_id, &reservation_state, version);
         }
         for (sku, events) in &decision.inventory {
             if let Some(loaded) = inventories.get(sku) {
                 let state = fold_from(loaded.state.clone(), events);
                 let version = loaded.version + events.len() as i64;
+                self.remember(&loaded.stream_id, &state, version);
                 self.snapshot_if_due(&loaded.stream_id, loaded.version, version, &state)
                     .await;
             }
         }
-        Ok(())
+        Ok(true)
     }
 }

@@ -7,6 +7,7 @@ mod order_view;
 pub mod orders;
 pub mod service;
 
+use std::future::Future;
 use std::time::Instant;
 
 use aggregates::Aggregate;
@@ -30,11 +31,21 @@ pub(crate) async fn execute<A: Aggregate>(
     command: &A::Command,
     context: &CommandContext,
 ) -> Result<Executed<A>, ExecuteError<A::Error>> {
+    measured(
+        name,
+        state.executor().execute::<A>(stream_id, command, context),
+    )
+    .await
+}
+
+/// Awaits a command's execution, recording its latency and events in the
+/// metrics.
+pub(crate) async fn measured<A: Aggregate>(
+    name: &'static str,
+    execution: impl Future<Output = Result<Executed<A>, ExecuteError<A::Error>>>,
+) -> Result<Executed<A>, ExecuteError<A::Error>> {
     let started = Instant::now();
-    let result = state
-        .executor()
-        .execute::<A>(stream_id, command, context)
-        .await;
+    let result = execution.await;
     let (outcome, events) = match &result {
         Ok(executed) => ("ok", executed.events.len()),
         Err(ExecuteError::Domain(_)) => ("refused", 0),

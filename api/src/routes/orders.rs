@@ -11,13 +11,13 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use commands::ExecuteError;
+use commands::{ExecuteError, Executed};
 use event_store::{AsOf, LogCursor, RecordedEvent, StreamRead};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use super::order_view::{body_from_aggregate, current_order};
-use super::{context, execute};
+use super::order_view::{body_from_aggregate, current_order, order_body};
+use super::{context, execute, measured};
 use crate::dto::{AtQuery, CancelRequest, EventBody, OrderBody, PlaceOrderRequest};
 use crate::error::{ApiError, Problem};
 use crate::extract::{CorrelationId, JsonBody, OptionalJsonBody, PathParams, QueryParams};
@@ -142,29 +142,52 @@ pub async fn place_order(
         None => None,
     };
     let stream = stream_id::<Order>(order_id);
-    let placed = execute::<Order>(
-        &state,
+    let context = context(correlation);
+    // The id is new (random, or the key's and then claimed above), so the
+    // order is placed without reading its stream first.
+    let placed = measured(
         "place_order",
-        &stream,
-        &OrderCommand::Place(place),
-        &context(correlation),
+        state
+            .executor()
+            .execute_new::<Order>(&stream, &OrderCommand::Place(place), &context),
     )
     .await;
-    let (status, version) = match placed {
-        Ok(executed) => (StatusCode::CREATED, executed.version),
+    let (status, body) = match placed {
+        Ok(executed) => (
+            StatusCode::CREATED,
+            placed_body(&executed, context.correlation_id),
+        ),
         // A repeat of an idempotent request: the order exists already.
         Err(ExecuteError::Domain(OrderError::AlreadyPlaced)) if claim.is_some() => {
-            (StatusCode::OK, 0)
+            (StatusCode::OK, None)
         }
         Err(error) => return Err(order_error(error)),
     };
     tracing::info!(%order_id, repeat = claim == Some(Claim::Repeat), "order placed");
-    let body = current_order(&state, order_id, Some(version)).await?;
+    let body = match body {
+        Some(body) => body,
+        None => current_order(&state, order_id, None).await?,
+    };
     let mut response = (status, Json(body)).into_response();
     if let Ok(location) = HeaderValue::from_str(&format!("/orders/{order_id}")) {
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
+}
+
+/// The body of an order just placed, from the command's own outcome: no
+/// read model can have it yet, and reading it back would cost more than
+/// placing it.
+fn placed_body(executed: &Executed<Order>, correlation_id: Uuid) -> Option<OrderBody> {
+    let placed = executed.state.placed.as_ref()?;
+    let recorded_at = executed.appended.last()?.recorded_at;
+    Some(order_body(
+        placed,
+        executed.version,
+        Some(correlation_id),
+        recorded_at,
+        recorded_at,
+    ))
 }
 
 /// An order, now or as it was at `at`.
