@@ -79,6 +79,8 @@ pub struct RuntimeOptions {
     /// Events handled per transaction (projections) or per checkpoint
     /// (reactors) while catching up.
     pub batch_size: usize,
+    /// Events per transaction while a rebuild fills its fresh tables.
+    pub rebuild_batch_size: i64,
     /// How often a worker without its lock tries to take it, and how often
     /// an owner checks it still has it.
     pub ownership_interval: Duration,
@@ -99,6 +101,7 @@ impl Default for RuntimeOptions {
             retry_base: Duration::from_millis(20),
             retry_max: Duration::from_secs(2),
             batch_size: 500,
+            rebuild_batch_size: 2000,
             ownership_interval: Duration::from_secs(1),
             request_interval: Duration::from_millis(250),
             reactor_concurrency: 8,

@@ -2,6 +2,12 @@
 //! from position 0 while the old tables keep serving, then swapped in
 //! within one transaction.
 //!
+//! The new tables are `UNLOGGED` while they fill: a rebuild writes every
+//! row of the model at once, and skipping the WAL for them is most of its
+//! speed. They are made durable (`SET LOGGED`, one pass over each table)
+//! before the swap. A crash before then loses only the rebuild, which the
+//! still-pending request starts over.
+//!
 //! The projection's SQL names its tables without a schema, so pointing the
 //! rebuild connection's `search_path` at the new schema is all it takes to
 //! write there. The connection is dedicated: no statement prepared against
@@ -13,8 +19,6 @@ use sqlx::{Connection, PgConnection};
 use super::status::report_rebuild_progress;
 use super::worker::RuntimeError;
 use crate::Projection;
-
-const BATCH: i64 = 2000;
 
 fn schema_of(projection: &dyn Projection) -> String {
     format!("rebuild_{}", projection.name())
@@ -36,7 +40,7 @@ pub(crate) async fn prepare(
         .await?;
     for table in projection.tables() {
         sqlx::query(&format!(
-            "CREATE TABLE {schema}.{table} (LIKE public.{table} INCLUDING ALL)"
+            "CREATE UNLOGGED TABLE {schema}.{table} (LIKE public.{table} INCLUDING ALL)"
         ))
         .execute(&mut connection)
         .await?;
@@ -54,6 +58,7 @@ pub(crate) async fn catch_up(
     projection: &dyn Projection,
     connection: &mut PgConnection,
     from: LogCursor,
+    batch_size: i64,
 ) -> Result<LogCursor, RuntimeError> {
     // An estimate is enough for a progress bar, and a count of a large log
     // is a scan of it.
@@ -62,10 +67,20 @@ pub(crate) async fn catch_up(
     )
     .fetch_one(store.pool())
     .await?;
+    // The next batch is read while this one is applied: at most three
+    // batches are in memory at once.
+    let (sender, mut batches) = tokio::sync::mpsc::channel(1);
+    let reader = tokio::spawn(read_ahead(
+        store.clone(),
+        projection.category().to_owned(),
+        from,
+        batch_size,
+        sender,
+    ));
     let mut done = 0_i64;
     let mut cursor = from;
-    loop {
-        let batch = read_batch(store, projection, cursor).await?;
+    while let Some(batch) = batches.recv().await {
+        let batch: Vec<RecordedEvent> = batch?;
         let Some(last) = batch.last() else {
             break;
         };
@@ -81,7 +96,51 @@ pub(crate) async fn catch_up(
         )
         .await?;
     }
+    reader.abort();
     Ok(cursor)
+}
+
+/// Sends the category's batches after `from` until the log's visible end
+/// (or the receiver is gone); a read error is sent, then it stops.
+async fn read_ahead(
+    store: EventStore,
+    category: String,
+    from: LogCursor,
+    batch_size: i64,
+    batches: tokio::sync::mpsc::Sender<Result<Vec<RecordedEvent>, RuntimeError>>,
+) {
+    let mut cursor = from;
+    loop {
+        let batch = store
+            .read_category(&category, cursor, batch_size)
+            .await
+            .map_err(RuntimeError::from);
+        let next = match &batch {
+            Ok(batch) => batch.last().map(RecordedEvent::cursor),
+            Err(_) => None,
+        };
+        if batches.send(batch).await.is_err() {
+            return;
+        }
+        match next {
+            Some(last) => cursor = last,
+            None => return,
+        }
+    }
+}
+
+/// Makes the filled tables crash-safe, before they are swapped in.
+pub(crate) async fn make_durable(
+    projection: &dyn Projection,
+    connection: &mut PgConnection,
+) -> Result<(), RuntimeError> {
+    let schema = schema_of(projection);
+    for table in projection.tables() {
+        sqlx::query(&format!("ALTER TABLE {schema}.{table} SET LOGGED"))
+            .execute(&mut *connection)
+            .await?;
+    }
+    Ok(())
 }
 
 async fn apply(
@@ -95,16 +154,6 @@ async fn apply(
         .map_err(|error| RuntimeError::Rebuild(error.to_string()))
 }
 
-async fn read_batch(
-    store: &EventStore,
-    projection: &dyn Projection,
-    after: LogCursor,
-) -> Result<Vec<RecordedEvent>, RuntimeError> {
-    Ok(store
-        .read_category(projection.category(), after, BATCH)
-        .await?)
-}
-
 /// With the live worker paused: applies what came since `cursor`, swaps
 /// the new tables in and moves the checkpoint, in one transaction; readers
 /// see the old tables until the commit, the new ones after it.
@@ -113,6 +162,7 @@ pub(crate) async fn swap(
     projection: &dyn Projection,
     mut connection: PgConnection,
     mut cursor: LogCursor,
+    batch_size: i64,
 ) -> Result<LogCursor, RuntimeError> {
     let schema = schema_of(projection);
     let mut transaction = connection.begin().await?;
@@ -124,7 +174,9 @@ pub(crate) async fn swap(
         .await?;
     }
     loop {
-        let batch = read_batch(store, projection, cursor).await?;
+        let batch = store
+            .read_category(projection.category(), cursor, batch_size)
+            .await?;
         let Some(last) = batch.last() else {
             break;
         };

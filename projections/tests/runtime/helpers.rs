@@ -131,7 +131,21 @@ impl TestApp {
 
     /// Waits until every subscription has handled every visible event.
     pub async fn wait_until_idle(&self) {
+        // The last event committed so far. The visible head (below every
+        // open transaction) can trail it for a moment, and a lag measured
+        // against such a head would say "caught up" too early.
+        let last: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT transaction_id, position FROM events \
+             ORDER BY transaction_id DESC, position DESC LIMIT 1",
+        )
+        .fetch_optional(self.store.pool())
+        .await
+        .expect("last event");
         wait_until("every subscription is caught up", || async {
+            let head = self.store.head().await.expect("head");
+            if last.is_some_and(|last| (head.transaction_id, head.position) < last) {
+                return false;
+            }
             let statuses = projections::operations::subscription_statuses(&self.store)
                 .await
                 .expect("statuses");

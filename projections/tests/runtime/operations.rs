@@ -10,6 +10,7 @@ use projections::operations::{
     rebuild_pending, request_rebuild, request_reset, subscription_statuses, PROJECTIONS,
 };
 use projections::read_models::stock::stock_level_at;
+use projections::runtime::RuntimeOptions;
 use proptest::prelude::*;
 use rand::Rng;
 
@@ -109,7 +110,11 @@ fn rebuilding_every_read_model_after_a_random_workload_equals_the_live_one() {
     proptest!(config, |(seed in any::<u64>(), orders in 5..15_usize)| {
         runtime.block_on(async {
             let app = TestApp::new().await;
-            let subscriptions = app.start(TestApp::fast_options());
+            // Small rebuild batches: the rebuild spans many, read ahead.
+            let subscriptions = app.start(RuntimeOptions {
+                rebuild_batch_size: 7,
+                ..TestApp::fast_options()
+            });
             random_workload(&app, seed, orders).await;
             let live = read_models(&app).await;
             for projection in PROJECTIONS {
