@@ -93,21 +93,47 @@ pub(crate) async fn read_after(
     Ok(events)
 }
 
-/// Whether events after `after` are committed but not yet visible (their
-/// transaction is younger than a still-running one): a reader should look
-/// again soon rather than wait for the next wake-up.
-pub(crate) async fn has_pending_after(pool: &PgPool, after: LogCursor) -> Result<bool, StoreError> {
+/// Whether events after `after` that match `filter` are committed but not
+/// yet visible (their transaction is younger than a still-running one): a
+/// reader that has read everything visible should look again soon rather
+/// than wait for the next wake-up.
+///
+/// The filter matters: a category reader's cursor stays on its category's
+/// last event, so without it every later event of another category would
+/// count as pending, and the reader would poll without end.
+pub(crate) async fn has_pending_after(
+    pool: &PgPool,
+    after: LogCursor,
+    filter: &LogFilter,
+) -> Result<bool, StoreError> {
     // The redundant `transaction_id >= $1` keeps PostgreSQL's generic plan
     // (used after a statement's fifth run) on the index: with the row
     // comparison alone it chose a scan of the whole table.
-    Ok(sqlx::query_scalar(
-        "SELECT EXISTS (SELECT FROM events \
-         WHERE transaction_id >= $1 AND (transaction_id, position) > ($1, $2))",
-    )
-    .bind(after.transaction_id)
-    .bind(after.position)
-    .fetch_one(pool)
-    .await?)
+    let pending = match filter {
+        LogFilter::All => {
+            sqlx::query_scalar(
+                "SELECT EXISTS (SELECT FROM events \
+             WHERE transaction_id >= $1 AND (transaction_id, position) > ($1, $2))",
+            )
+            .bind(after.transaction_id)
+            .bind(after.position)
+            .fetch_one(pool)
+            .await?
+        }
+        LogFilter::Category(category) => {
+            sqlx::query_scalar(
+                "SELECT EXISTS (SELECT FROM events \
+             WHERE split_part(stream_id, '-', 1) = $3 \
+               AND transaction_id >= $1 AND (transaction_id, position) > ($1, $2))",
+            )
+            .bind(after.transaction_id)
+            .bind(after.position)
+            .bind(category)
+            .fetch_one(pool)
+            .await?
+        }
+    };
+    Ok(pending)
 }
 
 /// The cursor of the last visible event, or [`LogCursor::START`].
@@ -169,4 +195,80 @@ pub(crate) async fn read_correlation(
     .bind(limit)
     .fetch_all(pool)
     .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use pg_embedded::TestDatabase;
+    use sqlx::Connection;
+
+    use super::*;
+    use crate::{EventStore, ExpectedVersion, NewEvent, StoreOptions, MIGRATOR};
+
+    async fn append(store: &EventStore, stream: &str) -> LogCursor {
+        let event = NewEvent::new("Something", serde_json::json!({}));
+        let appended = store
+            .append_to_stream(stream, ExpectedVersion::Any, vec![event])
+            .await
+            .expect("append");
+        appended.last_cursor().expect("one event")
+    }
+
+    #[tokio::test]
+    async fn only_invisible_events_of_the_readers_own_filter_are_pending() {
+        let database = TestDatabase::new(&MIGRATOR).await.expect("test database");
+        let store = EventStore::connect(database.url(), &StoreOptions::default())
+            .await
+            .expect("connect");
+        let pool = store.pool();
+        let stock = LogFilter::Category("inventory".into());
+        let orders = LogFilter::Category("order".into());
+
+        let read_up_to = append(&store, "inventory-A").await;
+        append(&store, "order-1").await;
+        // A caught-up inventory reader: the later order event is visible
+        // and not its business, so nothing is pending for it.
+        assert!(!has_pending_after(pool, read_up_to, &stock)
+            .await
+            .expect("query"));
+        assert!(read_after(pool, read_up_to, &stock, 10)
+            .await
+            .expect("read")
+            .is_empty());
+
+        // A transaction that has an id and stays open holds the horizon:
+        // an inventory event committed after it is pending, not visible.
+        let mut holder = sqlx::PgConnection::connect(database.url())
+            .await
+            .expect("connect");
+        let mut held = holder.begin().await.expect("begin");
+        sqlx::query("SELECT pg_current_xact_id()")
+            .execute(&mut *held)
+            .await
+            .expect("take an id");
+        let orders_read_up_to = append(&store, "order-2").await;
+        append(&store, "inventory-A").await;
+        assert!(read_after(pool, read_up_to, &stock, 10)
+            .await
+            .expect("read")
+            .is_empty());
+        assert!(has_pending_after(pool, read_up_to, &stock)
+            .await
+            .expect("query"));
+        assert!(!has_pending_after(pool, orders_read_up_to, &orders)
+            .await
+            .expect("query"));
+        assert!(has_pending_after(pool, orders_read_up_to, &LogFilter::All)
+            .await
+            .expect("query"));
+
+        held.rollback().await.expect("rollback");
+        assert_eq!(
+            read_after(pool, read_up_to, &stock, 10)
+                .await
+                .expect("read")
+                .len(),
+            1
+        );
+    }
 }

@@ -120,7 +120,7 @@ async fn follow(
                 continue;
             }
         }
-        let pending = has_pending_after(store.pool(), cursor)
+        let pending = has_pending_after(store.pool(), cursor, &options.filter)
             .await
             .unwrap_or(false);
         if pending {
