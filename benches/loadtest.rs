@@ -35,7 +35,7 @@
 //!   created and dropped) instead of starting a private cluster;
 //! - `BENCH_SECONDS`: raw baseline and closed loop duration (default 10);
 //! - `BENCH_CLIENTS`: concurrent clients and raw tasks (default 16);
-//! - `BENCH_RATES`: open-loop rates in orders/s (default `25,50,100,150,200`);
+//! - `BENCH_RATES`: open-loop rates in orders/s (default `25,50,100,150,200,250,300`);
 //! - `BENCH_STEP_SECONDS`: duration of each open-loop step (default 8).
 
 use std::error::Error;
@@ -139,7 +139,7 @@ fn env_number(name: &str, default: u64) -> BenchResult<u64> {
 }
 
 fn env_rates() -> BenchResult<Vec<u64>> {
-    let value = std::env::var("BENCH_RATES").unwrap_or_else(|_| "25,50,100,150,200".into());
+    let value = std::env::var("BENCH_RATES").unwrap_or_else(|_| "25,50,100,150,200,250,300".into());
     value
         .split(',')
         .filter(|rate| !rate.trim().is_empty())
