@@ -15,7 +15,8 @@
 //! 3. open loop: orders at fixed rates (`BENCH_RATES`, each for
 //!    `BENCH_STEP_SECONDS`), sampling the subscriptions' lag during each
 //!    step and measuring after it how long the service takes to pay every
-//!    order of the step. The highest rate whose orders were all accepted on
+//!    order of the step. Each step starts on an idle service (every
+//!    subscription caught up), so no step inherits an earlier backlog. The highest rate whose orders were all accepted on
 //!    time and all paid within `DRAIN_LIMIT` of the step's end is the
 //!    sustained paid rate; the steps stop at the first rate that fails;
 //! 4. the service's peak RSS (`VmHWM` of `/proc/<pid>/status`, the process
@@ -62,6 +63,10 @@ const STOCK_PER_SKU: i64 = 10_000_000;
 const DRAIN_LIMIT: Duration = Duration::from_secs(3);
 /// How long to wait for the backlog after a step before giving up.
 const DRAIN_PATIENCE: Duration = Duration::from_secs(30);
+/// How long the closed loop's backlog may take to be paid, and the service
+/// to become idle before an open-loop step (which must start on an idle
+/// service, or it measures the backlog).
+const IDLE_PATIENCE: Duration = Duration::from_secs(300);
 /// A step must get this share of its scheduled orders accepted.
 const ACCEPTED_SHARE: f64 = 0.95;
 const SAMPLE_EVERY: Duration = Duration::from_millis(500);
@@ -284,7 +289,7 @@ async fn run_in(
         quantile_ms(&closed.http, 0.5),
         quantile_ms(&closed.http, 0.99)
     );
-    let drain = wait_until_paid(&setup, &closed.order_ids).await?;
+    let drain = wait_until_paid(&setup, &closed.order_ids, IDLE_PATIENCE).await?;
     let paid = placed_to_paid(&setup, &closed.order_ids).await?;
     // Let idle backends flush their statistics before reading them.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -350,7 +355,7 @@ async fn run_in(
     for &rate in &config.rates {
         wait_until_idle(&store).await?;
         let step = open_loop_step(&client, &service, &store, rate, config.step_for).await?;
-        let drain = wait_until_paid(&setup, &step.order_ids).await?;
+        let drain = wait_until_paid(&setup, &step.order_ids, DRAIN_PATIENCE).await?;
         let paid = placed_to_paid(&setup, &step.order_ids).await?;
         let scheduled = rate * config.step_for.as_secs();
         let achieved = step.accepted as f64 / config.step_for.as_secs_f64();
@@ -707,8 +712,11 @@ async fn reactor_lag(store: &EventStore) -> BenchResult<i64> {
 }
 
 async fn wait_until_idle(store: &EventStore) -> BenchResult<()> {
-    let deadline = Instant::now() + DRAIN_PATIENCE;
-    while reactor_lag(store).await? > 0 && Instant::now() < deadline {
+    let deadline = Instant::now() + IDLE_PATIENCE;
+    while reactor_lag(store).await? > 0 {
+        if Instant::now() > deadline {
+            return Err(format!("the service was not idle after {IDLE_PATIENCE:?}").into());
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Ok(())
@@ -720,8 +728,12 @@ struct Drain {
     elapsed: Duration,
 }
 
-/// Waits (up to `DRAIN_PATIENCE`) until every order of `order_ids` is paid.
-async fn wait_until_paid(pool: &PgPool, order_ids: &[Uuid]) -> BenchResult<Drain> {
+/// Waits (up to `patience`) until every order of `order_ids` is paid.
+async fn wait_until_paid(
+    pool: &PgPool,
+    order_ids: &[Uuid],
+    patience: Duration,
+) -> BenchResult<Drain> {
     let streams: Vec<String> = order_ids.iter().map(|id| format!("order-{id}")).collect();
     let started = Instant::now();
     loop {
@@ -732,7 +744,7 @@ async fn wait_until_paid(pool: &PgPool, order_ids: &[Uuid]) -> BenchResult<Drain
         .fetch_one(pool)
         .await?;
         let paid = usize::try_from(paid)?;
-        if paid >= order_ids.len() || started.elapsed() > DRAIN_PATIENCE {
+        if paid >= order_ids.len() || started.elapsed() > patience {
             return Ok(Drain {
                 paid,
                 elapsed: started.elapsed(),
