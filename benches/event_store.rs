@@ -29,6 +29,8 @@
 //! - `BENCH_CATCHUP_EVENTS`: events for the catch-up read (default 1,000,000);
 //! - `BENCH_SECONDS`: seconds per throughput measurement (default 3).
 
+mod support;
+
 use std::collections::HashMap;
 use std::error::Error;
 use std::sync::{Arc, Mutex};
@@ -36,16 +38,15 @@ use std::time::{Duration, Instant};
 
 use event_store::{
     EventMetadata, EventStore, ExpectedVersion, LogCursor, NewEvent, RecordedEvent, StoreOptions,
-    SubscribeOptions, MIGRATOR,
+    SubscribeOptions,
 };
 use futures::StreamExt;
 use hdrhistogram::Histogram;
-use pg_embedded::{Cluster, ClusterOptions};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
 
-type BenchResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
+use support::{bench_server, env_number, thousands, with_database, BenchResult};
 
 const SINGLE_CONCURRENCY: [usize; 3] = [1, 16, 64];
 const BATCH_CONCURRENCY: [usize; 2] = [1, 16];
@@ -103,14 +104,7 @@ fn main() -> BenchResult<()> {
     };
 
     // Started before the runtime: starting a cluster blocks.
-    let (admin_url, cluster) = match std::env::var("DATABASE_URL") {
-        Ok(url) => (url, None),
-        Err(_) => {
-            eprintln!("starting a private PostgreSQL cluster (set DATABASE_URL to use another)");
-            let cluster = Cluster::start_temporary(&ClusterOptions::default())?;
-            (cluster.url("postgres"), Some(cluster))
-        }
-    };
+    let (admin_url, cluster) = bench_server()?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -134,40 +128,12 @@ struct Config {
     catchup_events: i64,
 }
 
-fn env_number(name: &str, default: i64) -> BenchResult<i64> {
-    match std::env::var(name) {
-        Ok(value) => Ok(value
-            .replace(['_', ','], "")
-            .parse()
-            .map_err(|error| format!("{name}={value} is not a number: {error}"))?),
-        Err(_) => Ok(default),
-    }
-}
-
-/// Sets up a fresh database, runs every measurement, and drops the database.
+/// Runs every measurement on a fresh database.
 async fn run(admin_url: &str, config: &Config) -> BenchResult<Vec<String>> {
-    let database = format!("bench_{}", Uuid::new_v4().simple());
-    let admin_options: PgConnectOptions = admin_url.parse()?;
-    let mut admin = admin_options.clone().connect().await?;
-    sqlx::query(&format!(r#"CREATE DATABASE "{database}""#))
-        .execute(&mut admin)
-        .await?;
-    let options = admin_options.database(&database);
-    let url = options.to_url_lossy().to_string();
-
-    let outcome = run_in(&url, &options, config).await;
-
-    // Best effort: a private cluster is thrown away anyway.
-    if let Err(error) = sqlx::query(&format!(
-        r#"DROP DATABASE IF EXISTS "{database}" WITH (FORCE)"#
-    ))
-    .execute(&mut admin)
+    with_database(admin_url, |url, options| async move {
+        run_in(&url, &options, config).await
+    })
     .await
-    {
-        eprintln!("could not drop database {database}: {error}");
-    }
-    admin.close().await?;
-    outcome
 }
 
 async fn run_in(
@@ -179,7 +145,6 @@ async fn run_in(
         .max_connections(2)
         .connect_with(options.clone())
         .await?;
-    MIGRATOR.run(&setup).await?;
     create_raw_table(&setup).await?;
 
     let mut results = Vec::new();
@@ -655,17 +620,4 @@ fn ratio_line(label: &str, store: f64, raw: f64, unit: &str, target: Option<f64>
         thousands(store),
         thousands(raw),
     )
-}
-
-/// 4210.4 -> "4,210".
-fn thousands(value: f64) -> String {
-    let digits = format!("{:.0}", value.max(0.0));
-    let mut out = String::new();
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
 }

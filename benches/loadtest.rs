@@ -39,21 +39,21 @@
 //! - `BENCH_RATES`: open-loop rates in orders/s (default `25,50,100,150,200,250,300`);
 //! - `BENCH_STEP_SECONDS`: duration of each open-loop step (default 8).
 
-use std::error::Error;
+mod support;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use event_store::{EventStore, StoreOptions, MIGRATOR};
+use event_store::{EventStore, StoreOptions};
 use hdrhistogram::Histogram;
-use pg_embedded::{Cluster, ClusterOptions};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
 
-type BenchResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
+use support::{bench_server, env_number, thousands, with_database, BenchResult};
 
 const ADMIN_TOKEN: &str = "loadtest-admin-token";
 const SKUS: usize = 20;
@@ -104,14 +104,7 @@ fn main() -> BenchResult<()> {
     }
 
     // Started before the runtime: starting a cluster blocks.
-    let (admin_url, cluster) = match std::env::var("DATABASE_URL") {
-        Ok(url) => (url, None),
-        Err(_) => {
-            eprintln!("starting a private PostgreSQL cluster (set DATABASE_URL to use another)");
-            let cluster = Cluster::start_temporary(&ClusterOptions::default())?;
-            (cluster.url("postgres"), Some(cluster))
-        }
-    };
+    let (admin_url, cluster) = bench_server()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -131,16 +124,6 @@ fn main() -> BenchResult<()> {
         );
     }
     Ok(())
-}
-
-fn env_number(name: &str, default: u64) -> BenchResult<u64> {
-    match std::env::var(name) {
-        Ok(value) => Ok(value
-            .replace(['_', ','], "")
-            .parse()
-            .map_err(|error| format!("{name}={value} is not a number: {error}"))?),
-        Err(_) => Ok(default),
-    }
 }
 
 fn env_rates() -> BenchResult<Vec<u64>> {
@@ -182,29 +165,12 @@ fn row_with_target(figure: impl Into<String>, value: String, target: &str, met: 
     }
 }
 
-/// Sets up a fresh database, runs everything, and drops the database.
+/// Runs every measurement on a fresh database.
 async fn run(admin_url: &str, binary: &std::path::Path, config: &Config) -> BenchResult<Vec<Row>> {
-    let database = format!("bench_{}", Uuid::new_v4().simple());
-    let admin_options: PgConnectOptions = admin_url.parse()?;
-    let mut admin = admin_options.clone().connect().await?;
-    sqlx::query(&format!(r#"CREATE DATABASE "{database}""#))
-        .execute(&mut admin)
-        .await?;
-    let options = admin_options.database(&database);
-    let url = options.to_url_lossy().to_string();
-
-    let outcome = run_in(&url, &options, binary, config).await;
-
-    if let Err(error) = sqlx::query(&format!(
-        r#"DROP DATABASE IF EXISTS "{database}" WITH (FORCE)"#
-    ))
-    .execute(&mut admin)
+    with_database(admin_url, |url, options| async move {
+        run_in(&url, &options, binary, config).await
+    })
     .await
-    {
-        eprintln!("could not drop database {database}: {error}");
-    }
-    admin.close().await?;
-    outcome
 }
 
 async fn run_in(
@@ -217,7 +183,6 @@ async fn run_in(
         .max_connections(4)
         .connect_with(options.clone())
         .await?;
-    MIGRATOR.run(&setup).await?;
     sqlx::query("CREATE TABLE raw_events (LIKE events INCLUDING ALL)")
         .execute(&setup)
         .await?;
@@ -860,17 +825,4 @@ async fn raw_inserts(pool: &PgPool, tasks: usize, run_for: Duration) -> BenchRes
         total += worker.await??;
     }
     Ok(total as f64 / started.elapsed().as_secs_f64())
-}
-
-/// 4210.4 -> "4,210".
-fn thousands(value: f64) -> String {
-    let digits = format!("{:.0}", value.max(0.0));
-    let mut out = String::new();
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
 }

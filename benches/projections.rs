@@ -28,6 +28,8 @@
 //!   1,000,000); the smaller one is a tenth of it;
 //! - `BENCH_SECONDS`: seconds of order placement at each rate (default 10).
 
+mod support;
+
 use std::collections::HashMap;
 use std::error::Error;
 use std::process::{Command, Stdio};
@@ -41,21 +43,20 @@ use aggregates::values::{Currency, PaymentMethod, Sku, Warehouse};
 use aggregates::{stream_id, DomainEvent};
 use commands::{CommandContext, CommandExecutor, ExecutorOptions};
 use event_store::{
-    EventStore, LogCursor, LogFilter, RecordedEvent, StoreOptions, SubscribeOptions, MIGRATOR,
+    EventStore, LogCursor, LogFilter, RecordedEvent, StoreOptions, SubscribeOptions,
 };
 use futures::StreamExt;
 use hdrhistogram::Histogram;
-use pg_embedded::{Cluster, ClusterOptions};
 use projections::operations::{rebuild_pending, rebuild_progress, request_rebuild};
 use projections::read_models::stock::StockLevels;
 use projections::runtime::{RuntimeOptions, Subscriber, SubscriptionRuntime};
 use rand::Rng;
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
 
-type BenchResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
+use support::{bench_server, env_number, thousands, with_database, BenchResult};
 
 /// Set in a child process: the number of events of its rebuild run.
 const CHILD_EVENTS_VAR: &str = "ORDERSTREAM_BENCH_CHILD_EVENTS";
@@ -121,14 +122,7 @@ fn main() -> BenchResult<()> {
     let seconds = env_number("BENCH_SECONDS", 10)?.max(1);
 
     // Started before the runtime: starting a cluster blocks.
-    let (admin_url, cluster) = match std::env::var("DATABASE_URL") {
-        Ok(url) => (url, None),
-        Err(_) => {
-            eprintln!("starting a private PostgreSQL cluster (set DATABASE_URL to use another)");
-            let cluster = Cluster::start_temporary(&ClusterOptions::default())?;
-            (cluster.url("postgres"), Some(cluster))
-        }
-    };
+    let (admin_url, cluster) = bench_server()?;
 
     let outcome = run_parent(&admin_url, largest, u64::try_from(seconds)?);
     // Dropping the cluster shuts the private server down and removes it.
@@ -161,55 +155,6 @@ fn run_parent(
         .await
     })?;
     Ok((rebuilds, latencies))
-}
-
-fn env_number(name: &str, default: i64) -> BenchResult<i64> {
-    match std::env::var(name) {
-        Ok(value) => Ok(value
-            .replace(['_', ','], "")
-            .parse()
-            .map_err(|error| format!("{name}={value} is not a number: {error}"))?),
-        Err(_) => Ok(default),
-    }
-}
-
-/// Creates a fresh database, runs `body` on it, and drops it.
-async fn with_database<T, F, Fut>(admin_url: &str, body: F) -> BenchResult<T>
-where
-    F: FnOnce(String, PgConnectOptions) -> Fut,
-    Fut: std::future::Future<Output = BenchResult<T>>,
-{
-    let database = format!("bench_{}", Uuid::new_v4().simple());
-    let admin_options: PgConnectOptions = admin_url.parse()?;
-    let mut admin = admin_options.clone().connect().await?;
-    sqlx::query(&format!(r#"CREATE DATABASE "{database}""#))
-        .execute(&mut admin)
-        .await?;
-    let options = admin_options.database(&database);
-    let url = options.to_url_lossy().to_string();
-
-    let outcome = async {
-        let setup = PgPoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await?;
-        MIGRATOR.run(&setup).await?;
-        setup.close().await;
-        body(url, options).await
-    }
-    .await;
-
-    // Best effort: a private cluster is thrown away anyway.
-    if let Err(error) = sqlx::query(&format!(
-        r#"DROP DATABASE IF EXISTS "{database}" WITH (FORCE)"#
-    ))
-    .execute(&mut admin)
-    .await
-    {
-        eprintln!("could not drop database {database}: {error}");
-    }
-    admin.close().await?;
-    outcome
 }
 
 // ---------------------------------------------------------------------------
@@ -939,17 +884,4 @@ fn quantile_ms(histogram: &Histogram<u64>, quantile: f64) -> f64 {
 
 fn mib(kb: u64) -> String {
     format!("{:.0}", kb as f64 / 1024.0)
-}
-
-/// 4210.4 -> "4,210".
-fn thousands(value: f64) -> String {
-    let digits = format!("{:.0}", value.max(0.0));
-    let mut out = String::new();
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
 }

@@ -24,22 +24,20 @@
 //!   interleaved rounds (default 500); loads without snapshots are at most
 //!   as many, and fewer for long streams (10 of the 100,000-event stream).
 
-use std::error::Error;
+mod support;
+
 use std::time::{Duration, Instant};
 
 use aggregates::inventory::{Allocation, Inventory, InventoryEvent};
 use aggregates::values::{Sku, Warehouse};
 use aggregates::{stream_id, Aggregate, EncodedEvent};
 use commands::{CommandExecutor, ExecutorOptions};
-use event_store::{
-    EventMetadata, EventStore, ExpectedVersion, NewEvent, Snapshot, StoreOptions, MIGRATOR,
-};
-use pg_embedded::{Cluster, ClusterOptions};
+use event_store::{EventMetadata, EventStore, ExpectedVersion, NewEvent, Snapshot, StoreOptions};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection};
+
 use uuid::Uuid;
 
-type BenchResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
+use support::{bench_server, env_number, thousands, with_database, BenchResult};
 
 const DEFAULT_SIZES: [i64; 3] = [1_000, 10_000, 100_000];
 /// Events per seeding append: big batches keep seeding 100,000 events to a
@@ -64,14 +62,7 @@ fn main() -> BenchResult<()> {
     let loads = env_number("BENCH_LOADS", 500)?.max(1);
 
     // Started before the runtime: starting a cluster blocks.
-    let (admin_url, cluster) = match std::env::var("DATABASE_URL") {
-        Ok(url) => (url, None),
-        Err(_) => {
-            eprintln!("starting a private PostgreSQL cluster (set DATABASE_URL to use another)");
-            let cluster = Cluster::start_temporary(&ClusterOptions::default())?;
-            (cluster.url("postgres"), Some(cluster))
-        }
-    };
+    let (admin_url, cluster) = bench_server()?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -83,16 +74,6 @@ fn main() -> BenchResult<()> {
 
     print_results(&outcome?);
     Ok(())
-}
-
-fn env_number(name: &str, default: i64) -> BenchResult<i64> {
-    match std::env::var(name) {
-        Ok(value) => Ok(value
-            .replace(['_', ','], "")
-            .parse()
-            .map_err(|error| format!("{name}={value} is not a number: {error}"))?),
-        Err(_) => Ok(default),
-    }
 }
 
 fn env_sizes() -> BenchResult<Vec<i64>> {
@@ -124,30 +105,12 @@ struct Measured {
     with_loads: i64,
 }
 
-/// Sets up a fresh database, measures every size, and drops the database.
+/// Runs every measurement on a fresh database.
 async fn run(admin_url: &str, sizes: &[i64], loads: i64) -> BenchResult<Vec<Measured>> {
-    let database = format!("bench_{}", Uuid::new_v4().simple());
-    let admin_options: PgConnectOptions = admin_url.parse()?;
-    let mut admin = admin_options.clone().connect().await?;
-    sqlx::query(&format!(r#"CREATE DATABASE "{database}""#))
-        .execute(&mut admin)
-        .await?;
-    let options = admin_options.database(&database);
-    let url = options.to_url_lossy().to_string();
-
-    let outcome = run_in(&url, &options, sizes, loads).await;
-
-    // Best effort: a private cluster is thrown away anyway.
-    if let Err(error) = sqlx::query(&format!(
-        r#"DROP DATABASE IF EXISTS "{database}" WITH (FORCE)"#
-    ))
-    .execute(&mut admin)
+    with_database(admin_url, |url, options| async move {
+        run_in(&url, &options, sizes, loads).await
+    })
     .await
-    {
-        eprintln!("could not drop database {database}: {error}");
-    }
-    admin.close().await?;
-    outcome
 }
 
 async fn run_in(
@@ -160,7 +123,6 @@ async fn run_in(
         .max_connections(1)
         .connect_with(options.clone())
         .await?;
-    MIGRATOR.run(&setup).await?;
     let store = EventStore::connect(
         url,
         &StoreOptions {
@@ -405,17 +367,4 @@ fn print_results(results: &[Measured]) {
 
 fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
-}
-
-/// 4210.4 -> "4,210".
-fn thousands(value: f64) -> String {
-    let digits = format!("{:.0}", value.max(0.0));
-    let mut out = String::new();
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
 }
