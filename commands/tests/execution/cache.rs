@@ -9,7 +9,7 @@ use aggregates::values::{Currency, PaymentMethod};
 use commands::{CommandExecutor, ExecuteError, ExecutorOptions, ReservationChange};
 use uuid::Uuid;
 
-use crate::helpers::{line, new_app, receive, request, sku};
+use crate::helpers::{line, new_app, receive, request, sku, stock_level};
 
 fn reserve(order_id: Uuid, quantity: u64) -> InventoryCommand {
     InventoryCommand::Reserve {
@@ -17,16 +17,6 @@ fn reserve(order_id: Uuid, quantity: u64) -> InventoryCommand {
         order_id,
         quantity,
     }
-}
-
-async fn level(executor: &CommandExecutor) -> (u64, u64, u64) {
-    let level = executor
-        .load::<Inventory>(&stream_id::<Inventory>("SKU-1"))
-        .await
-        .expect("load")
-        .state
-        .level();
-    (level.on_hand, level.reserved, level.available)
 }
 
 #[tokio::test]
@@ -77,7 +67,7 @@ async fn a_stale_cached_state_neither_oversells_nor_wrongly_refuses() {
         .await
         .expect("reserved once the stock is back");
     assert_eq!(reserved.events.len(), 1);
-    assert_eq!(level(&theirs).await, (5, 1, 4));
+    assert_eq!(stock_level(&theirs, "SKU-1").await, (5, 1, 4));
 }
 
 #[tokio::test]
@@ -135,11 +125,11 @@ async fn a_reservation_redelivered_to_another_process_reserves_once() {
             .expect("a repeat is not an error");
         assert!(again.is_empty(), "{again:?}");
     }
-    assert_eq!(level(&theirs).await, (10, 3, 7));
+    assert_eq!(stock_level(&theirs, "SKU-1").await, (10, 3, 7));
     // Ours releases on a cached reservation that theirs has not touched.
     app.executor
         .change_reservation(order_id, &ReservationChange::Release, &request())
         .await
         .expect("released");
-    assert_eq!(level(&theirs).await, (10, 0, 10));
+    assert_eq!(stock_level(&theirs, "SKU-1").await, (10, 0, 10));
 }

@@ -61,3 +61,14 @@ pub async fn receive(app: &TestApp, name: &str, warehouse: &str, quantity: u64) 
         .await
         .expect("receive");
 }
+
+/// (on hand, reserved, available) of `name`, as stored.
+pub async fn stock_level(executor: &CommandExecutor, name: &str) -> (u64, u64, u64) {
+    let level = executor
+        .load::<Inventory>(&stream_id::<Inventory>(name))
+        .await
+        .expect("load")
+        .state
+        .level();
+    (level.on_hand, level.reserved, level.available)
+}

@@ -1,23 +1,11 @@
 //! Reserving an order across SKUs: all lines or none, in one append.
 
-use aggregates::inventory::Inventory;
 use aggregates::reservation::{Reservation, ReservationError, ReservationEvent};
 use aggregates::stream_id;
 use commands::{ExecuteError, ExecutorOptions, ReservationChange};
 use uuid::Uuid;
 
-use crate::helpers::{line, new_app, receive, request};
-
-async fn level(app: &crate::helpers::TestApp, sku: &str) -> (u64, u64, u64) {
-    let level = app
-        .executor
-        .load::<Inventory>(&stream_id::<Inventory>(sku))
-        .await
-        .expect("load")
-        .state
-        .level();
-    (level.on_hand, level.reserved, level.available)
-}
+use crate::helpers::{line, new_app, receive, request, stock_level};
 
 #[tokio::test]
 async fn an_order_whose_lines_all_fit_reserves_every_line_at_once() {
@@ -37,8 +25,8 @@ async fn an_order_whose_lines_all_fit_reserves_every_line_at_once() {
         decision.reservation[..],
         [ReservationEvent::Reserved { .. }]
     ));
-    assert_eq!(level(&app, "A").await, (5, 2, 3));
-    assert_eq!(level(&app, "B").await, (3, 3, 0));
+    assert_eq!(stock_level(&app.executor, "A").await, (5, 2, 3));
+    assert_eq!(stock_level(&app.executor, "B").await, (3, 3, 0));
     let again = app
         .executor
         .change_reservation(order_id, &change, &request())
@@ -48,7 +36,7 @@ async fn an_order_whose_lines_all_fit_reserves_every_line_at_once() {
         again.is_empty(),
         "a second reserve of the same order is a no-op"
     );
-    assert_eq!(level(&app, "A").await, (5, 2, 3));
+    assert_eq!(stock_level(&app.executor, "A").await, (5, 2, 3));
 }
 
 #[tokio::test]
@@ -73,8 +61,8 @@ async fn an_order_with_one_short_line_reserves_nothing() {
         [ReservationEvent::Unavailable { .. }]
     ));
     assert!(decision.inventory.values().all(Vec::is_empty));
-    assert_eq!(level(&app, "A").await, (5, 0, 5));
-    assert_eq!(level(&app, "B").await, (1, 0, 1));
+    assert_eq!(stock_level(&app.executor, "A").await, (5, 0, 5));
+    assert_eq!(stock_level(&app.executor, "B").await, (1, 0, 1));
     let stream = stream_id::<Reservation>(order_id);
     assert_eq!(app.store.stream_version(&stream).await.expect("version"), 1);
 }
@@ -97,17 +85,17 @@ async fn release_gives_stock_back_and_commit_takes_it_off_hand() {
             .await
             .expect("reserve");
     }
-    assert_eq!(level(&app, "A").await, (5, 4, 1));
+    assert_eq!(stock_level(&app.executor, "A").await, (5, 4, 1));
     app.executor
         .change_reservation(cancelled, &ReservationChange::Release, &request())
         .await
         .expect("release");
-    assert_eq!(level(&app, "A").await, (5, 2, 3));
+    assert_eq!(stock_level(&app.executor, "A").await, (5, 2, 3));
     app.executor
         .change_reservation(kept, &ReservationChange::Commit, &request())
         .await
         .expect("commit");
-    assert_eq!(level(&app, "A").await, (3, 0, 3));
+    assert_eq!(stock_level(&app.executor, "A").await, (3, 0, 3));
     let refused = app
         .executor
         .change_reservation(kept, &ReservationChange::Release, &request())
