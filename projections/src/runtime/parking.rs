@@ -40,6 +40,24 @@ pub(crate) async fn park<'e>(
     Ok(())
 }
 
+/// Parks `event` untried, behind its stream's failing head at `head`.
+pub(crate) async fn park_behind<'e>(
+    executor: impl PgExecutor<'e>,
+    subscription: &str,
+    event: &RecordedEvent,
+    head: i64,
+) -> Result<(), sqlx::Error> {
+    park(
+        executor,
+        subscription,
+        event,
+        0,
+        "waiting behind a parked event",
+        Some(head),
+    )
+    .await
+}
+
 /// The streams this subscription must not process live, each with the
 /// position of its failing head.
 pub(crate) async fn blocked_streams(

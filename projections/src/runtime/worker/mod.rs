@@ -289,7 +289,7 @@ impl Worker {
             match outcome {
                 Outcome::Handled => {}
                 Outcome::Waiting(head) => {
-                    parking::park(self.store.pool(), name, &event, 0, WAITING, Some(head)).await?;
+                    parking::park_behind(self.store.pool(), name, &event, head).await?;
                 }
                 Outcome::Failed(attempts, error) => {
                     self.park_failed(&event, attempts, &error).await?;
@@ -312,15 +312,7 @@ impl Worker {
         for event in batch {
             match self.blocked.get(&event.stream_id).copied() {
                 Some(head) => {
-                    parking::park(
-                        &mut *transaction,
-                        self.name(),
-                        event,
-                        0,
-                        WAITING,
-                        Some(head),
-                    )
-                    .await?;
+                    parking::park_behind(&mut *transaction, self.name(), event, head).await?;
                 }
                 None => unblocked.push(event.clone()),
             }
@@ -347,15 +339,7 @@ impl Worker {
     ) -> Result<(), RuntimeError> {
         if let Some(head) = self.blocked.get(&event.stream_id).copied() {
             let mut transaction = self.store.pool().begin().await?;
-            parking::park(
-                &mut *transaction,
-                self.name(),
-                event,
-                0,
-                WAITING,
-                Some(head),
-            )
-            .await?;
+            parking::park_behind(&mut *transaction, self.name(), event, head).await?;
             event_store::save_checkpoint(&mut *transaction, self.name(), event.cursor()).await?;
             transaction.commit().await?;
             return Ok(());
@@ -436,8 +420,6 @@ enum Outcome {
     Waiting(i64),
     Failed(u32, HandlerError),
 }
-
-const WAITING: &str = "waiting behind a parked event";
 
 /// Runs `attempt` until it succeeds or `max_attempts` is reached; the
 /// error is then returned with the number of attempts made.
