@@ -94,6 +94,9 @@ pub(crate) async fn append(
 ) -> Result<AppendResult, StoreError> {
     validate(appends)?;
     let arrays = AppendArrays::from(appends);
+    if let Some(result) = create_stream(pool, appends, &arrays).await? {
+        return Ok(result);
+    }
     // The first try skips the idempotency check; a repeat whose
     // expectations still hold then meets the unique index on event_id, and
     // the second try compares the stored events.
@@ -189,6 +192,79 @@ impl From<&[StreamAppend]> for AppendArrays {
             }
         }
         arrays
+    }
+}
+
+/// The common case of a new stream (a new order, a new payment): one plain
+/// statement instead of the `append_events` call. Its versions are 1..n,
+/// so it reads nothing, and the unique index on (stream_id,
+/// stream_version) stands in for the version check. It takes the same
+/// stream lock as `append_events`, before the transaction gets its id, so
+/// the log keeps each stream in version order.
+///
+/// `None` when the append is not a single new stream, or when the stream
+/// or an event id exists already: the caller then takes the general path,
+/// which tells a conflict from an idempotent repeat.
+async fn create_stream(
+    pool: &PgPool,
+    appends: &[StreamAppend],
+    arrays: &AppendArrays,
+) -> Result<Option<AppendResult>, StoreError> {
+    let [append] = appends else {
+        return Ok(None);
+    };
+    // Without events, only the general path checks the expectation.
+    if append.events.is_empty()
+        || !matches!(
+            append.expected,
+            ExpectedVersion::NoStream | ExpectedVersion::Exact(0)
+        )
+    {
+        return Ok(None);
+    }
+    let inserted = sqlx::query_as::<_, AppendRow>(
+        "WITH head AS MATERIALIZED ( \
+             SELECT pg_current_xact_id()::text::bigint AS transaction_id, \
+                    clock_timestamp() AS recorded_at \
+               FROM (SELECT pg_advisory_xact_lock(1, hashtext($1))) AS stream_lock \
+         ) \
+         INSERT INTO events (transaction_id, stream_id, stream_version, event_id, event_type, \
+                             schema_version, data, metadata, correlation_id, causation_id, \
+                             recorded_at) \
+         SELECT head.transaction_id, $1, n.stream_version, n.event_id, n.event_type, \
+                n.schema_version, n.data, n.metadata, n.correlation_id, n.causation_id, \
+                head.recorded_at \
+           FROM head, \
+                unnest($2::int[], $3::uuid[], $4::text[], $5::int[], $6::jsonb[], $7::jsonb[], \
+                       $8::uuid[], $9::uuid[]) \
+                    AS n(stream_version, event_id, event_type, schema_version, data, metadata, \
+                         correlation_id, causation_id) \
+          ORDER BY n.stream_version \
+         RETURNING event_id, stream_id, stream_version, position, transaction_id, recorded_at, \
+                   true AS written",
+    )
+    .bind(&append.stream_id)
+    .bind(&arrays.event_offsets)
+    .bind(&arrays.event_ids)
+    .bind(&arrays.event_types)
+    .bind(&arrays.schema_versions)
+    .bind(&arrays.data)
+    .bind(&arrays.metadata)
+    .bind(&arrays.correlation_ids)
+    .bind(&arrays.causation_ids)
+    .fetch_all(pool)
+    .await;
+    match inserted {
+        Ok(rows) => {
+            let mut events: Vec<AppendedEvent> = rows.into_iter().map(|row| row.event).collect();
+            events.sort_by_key(|event| event.position);
+            Ok(Some(AppendResult {
+                written: true,
+                events,
+            }))
+        }
+        Err(sqlx::Error::Database(error)) if error.is_unique_violation() => Ok(None),
+        Err(error) => Err(error.into()),
     }
 }
 

@@ -55,6 +55,65 @@ async fn of_64_writers_expecting_an_empty_stream_exactly_one_wins() {
     assert_eq!(store.stream_version("race-1").await.expect("version"), 1);
 }
 
+/// Creating a stream takes a shorter path than other appends (one plain
+/// statement, no version read); racing them must still end in typed
+/// outcomes and streams in version order in the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stream_creators_racing_other_writers_keep_streams_whole_and_in_order() {
+    let (_db, store) = new_store_with(wide_pool()).await;
+    const STREAMS: usize = 48;
+    const OTHERS: usize = 3;
+    let writers = (0..STREAMS)
+        .flat_map(|stream| (0..=OTHERS).map(move |writer| (format!("new-{stream}"), writer)));
+    let tasks = writers.map(|(stream, writer)| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            // Writer 0 creates the stream; the others append to it as it is.
+            let expected = if writer == 0 {
+                ExpectedVersion::NoStream
+            } else {
+                ExpectedVersion::Any
+            };
+            let events = vec![event(&format!("{writer}a")), event(&format!("{writer}b"))];
+            (
+                writer,
+                store.append_to_stream(&stream, expected, events).await,
+            )
+        })
+    });
+    let mut created = 0;
+    for outcome in futures::future::join_all(tasks).await {
+        match outcome.expect("task") {
+            (0, Ok(_)) => created += 1,
+            (0, Err(StoreError::WrongExpectedVersion { actual, .. })) => assert!(actual > 0),
+            (_, Ok(_)) => {}
+            (writer, Err(error)) => panic!("writer {writer}: unexpected {error:?}"),
+        }
+    }
+    assert!(created > 0, "some creator ran first");
+    let log = store.read_log(LogCursor::START, 10_000).await.expect("log");
+    let mut versions: HashMap<String, Vec<i64>> = HashMap::new();
+    for recorded in &log {
+        versions
+            .entry(recorded.stream_id.clone())
+            .or_default()
+            .push(recorded.stream_version);
+    }
+    assert_eq!(versions.len(), STREAMS);
+    for (stream, seen) in versions {
+        let written = seen.len() as i64;
+        assert_eq!(
+            seen,
+            (1..=written).collect::<Vec<_>>(),
+            "{stream}: log order"
+        );
+        assert!(
+            written >= 2 * OTHERS as i64,
+            "{stream}: every Any writer wrote"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixty_four_writers_with_exact_expectations_write_every_version_once() {
     let (_db, store) = new_store_with(wide_pool()).await;
