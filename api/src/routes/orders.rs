@@ -142,20 +142,22 @@ pub async fn place_order(
         None => None,
     };
     let stream = stream_id::<Order>(order_id);
-    let context = context(correlation);
+    let command_context = context(correlation);
     // The id is new (random, or the key's and then claimed above), so the
     // order is placed without reading its stream first.
     let placed = measured(
         "place_order",
-        state
-            .executor()
-            .execute_new::<Order>(&stream, &OrderCommand::Place(place), &context),
+        state.executor().execute_new::<Order>(
+            &stream,
+            &OrderCommand::Place(place),
+            &command_context,
+        ),
     )
     .await;
     let (status, body) = match placed {
         Ok(executed) => (
             StatusCode::CREATED,
-            placed_body(&executed, context.correlation_id),
+            placed_body(&executed, command_context.correlation_id),
         ),
         // A repeat of an idempotent request: the order exists already.
         Err(ExecuteError::Domain(OrderError::AlreadyPlaced)) if claim.is_some() => {
