@@ -46,7 +46,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use support::{bench_server, env_number, thousands, with_database, BenchResult};
+use support::{bench_server, env_number, sample_event_data, thousands, with_database, BenchResult};
 
 const SINGLE_CONCURRENCY: [usize; 3] = [1, 16, 64];
 const BATCH_CONCURRENCY: [usize; 2] = [1, 16];
@@ -282,15 +282,7 @@ async fn raw_pool(options: &PgConnectOptions, connections: usize) -> BenchResult
 /// A realistic event: ~150 bytes of data, a correlation id and an actor.
 fn sample_event() -> NewEvent {
     let order_id = Uuid::new_v4();
-    let data = serde_json::json!({
-        "order_id": order_id,
-        "customer_id": "customer-20931",
-        "sku": "SKU-004217",
-        "quantity": 3,
-        "unit_price": "19.90",
-        "currency": "EUR",
-        "warehouse": "wh-berlin",
-    });
+    let data = sample_event_data(order_id);
     NewEvent::new("OrderLineAdded", data).with_metadata(EventMetadata {
         correlation_id: Some(Uuid::new_v4()),
         causation_id: None,

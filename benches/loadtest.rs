@@ -53,7 +53,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use support::{bench_server, env_number, thousands, with_database, BenchResult};
+use support::{bench_server, env_number, sample_event_data, thousands, with_database, BenchResult};
 
 const ADMIN_TOKEN: &str = "loadtest-admin-token";
 const SKUS: usize = 20;
@@ -792,15 +792,7 @@ async fn raw_inserts(pool: &PgPool, tasks: usize, run_for: Duration) -> BenchRes
                 let mut rows = 0u64;
                 while Instant::now() < deadline {
                     let order_id = Uuid::new_v4();
-                    let data = serde_json::json!({
-                        "order_id": order_id,
-                        "customer_id": "customer-20931",
-                        "sku": "SKU-004217",
-                        "quantity": 3,
-                        "unit_price": "19.90",
-                        "currency": "EUR",
-                        "warehouse": "wh-berlin",
-                    });
+                    let data = sample_event_data(order_id);
                     let correlation_id = Uuid::new_v4();
                     let metadata = serde_json::json!({
                         "correlation_id": correlation_id,

@@ -89,6 +89,20 @@ where
     outcome
 }
 
+/// The data of the benches' sample event (about 150 bytes of JSON), the
+/// same on the store side and the raw side.
+pub fn sample_event_data(order_id: Uuid) -> serde_json::Value {
+    serde_json::json!({
+        "order_id": order_id,
+        "customer_id": "customer-20931",
+        "sku": "SKU-004217",
+        "quantity": 3,
+        "unit_price": "19.90",
+        "currency": "EUR",
+        "warehouse": "wh-berlin",
+    })
+}
+
 /// 4210.4 -> "4,210".
 pub fn thousands(value: f64) -> String {
     let digits = format!("{:.0}", value.max(0.0));

@@ -5,8 +5,9 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use sqlx::postgres::PgDatabaseError;
-use sqlx::PgPool;
+use sqlx::postgres::{PgArguments, PgDatabaseError};
+use sqlx::query::QueryAs;
+use sqlx::{PgPool, Postgres};
 use uuid::Uuid;
 
 use crate::{ExpectedVersion, LogCursor, NewEvent, StoreError};
@@ -169,6 +170,26 @@ struct AppendArrays {
     causation_ids: Vec<Option<Uuid>>,
 }
 
+impl AppendArrays {
+    /// Binds the per-event columns, in the order both append statements
+    /// take them: offset, id, type, schema version, data, metadata,
+    /// correlation id, causation id.
+    fn bind_event_columns<'q>(
+        &'q self,
+        query: QueryAs<'q, Postgres, AppendRow, PgArguments>,
+    ) -> QueryAs<'q, Postgres, AppendRow, PgArguments> {
+        query
+            .bind(&self.event_offsets)
+            .bind(&self.event_ids)
+            .bind(&self.event_types)
+            .bind(&self.schema_versions)
+            .bind(&self.data)
+            .bind(&self.metadata)
+            .bind(&self.correlation_ids)
+            .bind(&self.causation_ids)
+    }
+}
+
 impl From<&[StreamAppend]> for AppendArrays {
     fn from(appends: &[StreamAppend]) -> Self {
         let mut arrays = AppendArrays::default();
@@ -222,7 +243,7 @@ async fn create_stream(
     {
         return Ok(None);
     }
-    let inserted = sqlx::query_as::<_, AppendRow>(
+    let query = sqlx::query_as::<_, AppendRow>(
         "WITH head AS MATERIALIZED ( \
              SELECT pg_current_xact_id()::text::bigint AS transaction_id, \
                     clock_timestamp() AS recorded_at \
@@ -243,17 +264,8 @@ async fn create_stream(
          RETURNING event_id, stream_id, stream_version, position, transaction_id, recorded_at, \
                    true AS written",
     )
-    .bind(&append.stream_id)
-    .bind(&arrays.event_offsets)
-    .bind(&arrays.event_ids)
-    .bind(&arrays.event_types)
-    .bind(&arrays.schema_versions)
-    .bind(&arrays.data)
-    .bind(&arrays.metadata)
-    .bind(&arrays.correlation_ids)
-    .bind(&arrays.causation_ids)
-    .fetch_all(pool)
-    .await;
+    .bind(&append.stream_id);
+    let inserted = arrays.bind_event_columns(query).fetch_all(pool).await;
     match inserted {
         Ok(rows) => {
             let mut events: Vec<AppendedEvent> = rows.into_iter().map(|row| row.event).collect();
@@ -273,25 +285,19 @@ async fn run(
     arrays: &AppendArrays,
     check_repeat: bool,
 ) -> Result<AppendResult, StoreError> {
-    let rows = sqlx::query_as::<_, AppendRow>(
+    let query = sqlx::query_as::<_, AppendRow>(
         "SELECT * FROM append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(&arrays.streams)
     .bind(&arrays.expected_kinds)
     .bind(&arrays.expected_versions)
-    .bind(&arrays.event_streams)
-    .bind(&arrays.event_offsets)
-    .bind(&arrays.event_ids)
-    .bind(&arrays.event_types)
-    .bind(&arrays.schema_versions)
-    .bind(&arrays.data)
-    .bind(&arrays.metadata)
-    .bind(&arrays.correlation_ids)
-    .bind(&arrays.causation_ids)
-    .bind(check_repeat)
-    .fetch_all(pool)
-    .await
-    .map_err(|error| map_append_error(error, arrays))?;
+    .bind(&arrays.event_streams);
+    let rows = arrays
+        .bind_event_columns(query)
+        .bind(check_repeat)
+        .fetch_all(pool)
+        .await
+        .map_err(|error| map_append_error(error, arrays))?;
     let written = rows.iter().any(|row| row.written);
     Ok(AppendResult {
         written,
