@@ -51,11 +51,11 @@ pub struct Executed<A: Aggregate> {
 
 impl<A: Aggregate> Executed<A> {
     /// The outcome of a command that wrote nothing.
-    fn unchanged(loaded: Loaded<A>, events: Vec<A::Event>) -> Self {
+    fn unchanged(loaded: Loaded<A>) -> Self {
         Executed {
             state: loaded.state,
             version: loaded.version,
-            events,
+            events: Vec::new(),
             appended: Vec::new(),
         }
     }
@@ -173,7 +173,7 @@ impl CommandExecutor {
             let events = match loaded.state.decide(command) {
                 Ok(events) if !events.is_empty() => events,
                 _ if guessed => continue,
-                Ok(events) => return Ok(Executed::unchanged(loaded, events)),
+                Ok(_) => return Ok(Executed::unchanged(loaded)),
                 Err(error) => return Err(ExecuteError::Domain(error)),
             };
             let encoded: Vec<EncodedEvent> = events.iter().map(EncodedEvent::of).collect();
@@ -191,7 +191,7 @@ impl CommandExecutor {
                 }
                 // A repeat of events stored at or before the version
                 // loaded, so already folded in.
-                return Ok(Executed::unchanged(loaded, Vec::new()));
+                return Ok(Executed::unchanged(loaded));
             }
             let version = result
                 .stream_version(stream_id)
@@ -238,9 +238,9 @@ impl CommandExecutor {
     }
 
     /// Runs `attempt` until it does not fail with a version conflict, at
-    /// most `max_attempts` times. The first try decides on `first`; a
-    /// conflict on a guessed state is retried at once on the stored one,
-    /// without counting as an attempt.
+    /// most `max_attempts` times. The first try decides on `first`; if that
+    /// may be a guess (cached or presumed), a conflict on it is retried at
+    /// once on the stored state, without counting as an attempt.
     pub(crate) async fn with_retries<T, E, F, Fut>(
         &self,
         first: Basis,
