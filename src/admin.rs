@@ -92,7 +92,7 @@ async fn is_running(store: &EventStore, name: &str) -> anyhow::Result<bool> {
     Ok(operations::subscription_statuses(store)
         .await?
         .iter()
-        .any(|status| status.name == name && status.state != "stopped"))
+        .any(|status| status.name == name && status.state.is_active()))
 }
 
 pub async fn projections(store: &EventStore, command: ProjectionsCommand) -> anyhow::Result<()> {

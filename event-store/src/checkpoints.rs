@@ -62,3 +62,144 @@ pub(crate) async fn reset<'e>(
     .await?;
     Ok(())
 }
+
+/// The right to move one subscription's checkpoint, proven at commit time.
+///
+/// Taking a lease bumps the checkpoint's owner epoch; every move made
+/// through the lease names that epoch, so once another process has taken a
+/// newer lease, this one's writes match no row and fail with
+/// [`StoreError::Fenced`]. Used inside the transaction that writes a
+/// subscription's effects, it makes those effects fail with it: two owners'
+/// effects can never interleave, whatever the timing of locks and
+/// connections (a session advisory lock alone cannot promise that: its
+/// connection may be gone, or another's, by the time the effect commits).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointLease {
+    name: String,
+    epoch: i64,
+}
+
+impl CheckpointLease {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// This lease's owner epoch: higher than every lease taken before it.
+    pub fn epoch(&self) -> i64 {
+        self.epoch
+    }
+
+    /// Moves the checkpoint forward to `cursor` (a cursor at or behind it
+    /// changes nothing) if this lease is still the newest. The checkpoint
+    /// row stays locked until the caller's transaction ends, so call it
+    /// first in a transaction to serialise with any other would-be owner.
+    pub async fn advance<'e>(
+        &self,
+        executor: impl PgExecutor<'e>,
+        cursor: LogCursor,
+    ) -> Result<(), StoreError> {
+        let result = sqlx::query(
+            "UPDATE subscription_checkpoints \
+                SET transaction_id = CASE WHEN (transaction_id, position) < ($3, $4) \
+                                          THEN $3 ELSE transaction_id END, \
+                    position = CASE WHEN (transaction_id, position) < ($3, $4) \
+                                    THEN $4 ELSE position END, \
+                    updated_at = now() \
+              WHERE name = $1 AND owner_epoch = $2",
+        )
+        .bind(&self.name)
+        .bind(self.epoch)
+        .bind(cursor.transaction_id)
+        .bind(cursor.position)
+        .execute(executor)
+        .await?;
+        self.fenced_unless(result.rows_affected())
+    }
+
+    /// Sets the checkpoint to `cursor`, backward included, if this lease
+    /// is still the newest.
+    pub async fn reset<'e>(
+        &self,
+        executor: impl PgExecutor<'e>,
+        cursor: LogCursor,
+    ) -> Result<(), StoreError> {
+        let result = sqlx::query(
+            "UPDATE subscription_checkpoints \
+                SET transaction_id = $3, position = $4, updated_at = now() \
+              WHERE name = $1 AND owner_epoch = $2",
+        )
+        .bind(&self.name)
+        .bind(self.epoch)
+        .bind(cursor.transaction_id)
+        .bind(cursor.position)
+        .execute(executor)
+        .await?;
+        self.fenced_unless(result.rows_affected())
+    }
+
+    /// Proves, without moving the checkpoint, that this lease is still the
+    /// newest, and locks the row until the caller's transaction ends.
+    pub async fn confirm<'e>(&self, executor: impl PgExecutor<'e>) -> Result<(), StoreError> {
+        let held: Option<i64> = sqlx::query_scalar(
+            "SELECT owner_epoch FROM subscription_checkpoints \
+              WHERE name = $1 AND owner_epoch = $2 FOR UPDATE",
+        )
+        .bind(&self.name)
+        .bind(self.epoch)
+        .fetch_optional(executor)
+        .await?;
+        self.fenced_unless(u64::from(held.is_some()))
+    }
+
+    fn fenced_unless(&self, rows: u64) -> Result<(), StoreError> {
+        if rows == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Fenced {
+                subscription: self.name.clone(),
+                epoch: self.epoch,
+            })
+        }
+    }
+}
+
+/// Takes a new lease on `name`'s checkpoint (creating the checkpoint at
+/// the start of the log if it has none); returns it with the checkpoint.
+pub(crate) async fn take_lease<'e>(
+    executor: impl PgExecutor<'e>,
+    name: &str,
+) -> Result<(CheckpointLease, LogCursor), StoreError> {
+    let (epoch, transaction_id, position): (i64, i64, i64) = sqlx::query_as(
+        "INSERT INTO subscription_checkpoints (name, transaction_id, position, owner_epoch) \
+         VALUES ($1, 0, 0, 1) \
+         ON CONFLICT (name) DO UPDATE \
+            SET owner_epoch = subscription_checkpoints.owner_epoch + 1 \
+         RETURNING owner_epoch, transaction_id, position",
+    )
+    .bind(name)
+    .fetch_one(executor)
+    .await?;
+    Ok((
+        CheckpointLease {
+            name: name.to_owned(),
+            epoch,
+        },
+        LogCursor {
+            transaction_id,
+            position,
+        },
+    ))
+}
+
+/// The owner epoch of `name`'s newest lease (0: never leased).
+pub(crate) async fn current_epoch<'e>(
+    executor: impl PgExecutor<'e>,
+    name: &str,
+) -> Result<i64, StoreError> {
+    let epoch: Option<i64> =
+        sqlx::query_scalar("SELECT owner_epoch FROM subscription_checkpoints WHERE name = $1")
+            .bind(name)
+            .fetch_optional(executor)
+            .await?;
+    Ok(epoch.unwrap_or(0))
+}

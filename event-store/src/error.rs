@@ -26,6 +26,10 @@ pub enum StoreError {
     /// The request itself is malformed (empty stream id, repeated stream...).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// A newer owner has taken the subscription's checkpoint lease: this
+    /// process must stop acting for the subscription at once.
+    #[error("subscription {subscription} has a newer owner than epoch {epoch}")]
+    Fenced { subscription: String, epoch: i64 },
     /// The database cannot be reached (connection refused or lost, pool
     /// exhausted): worth retrying later.
     #[error("database unavailable: {0}")]
@@ -40,6 +44,36 @@ impl StoreError {
     /// unreachable.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// Which of the failures a later attempt may not meet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureClass {
+    /// The database cannot be reached or is shutting down: wait it out.
+    Unavailable,
+    /// Lost a race with another transaction (serialization failure,
+    /// deadlock, lock or statement timeout, concurrent writers): try again.
+    Contention,
+    /// Anything else: the same attempt will fail the same way.
+    Permanent,
+}
+
+impl StoreError {
+    /// What kind of failure this is, for callers that retry.
+    pub fn class(&self) -> FailureClass {
+        match self {
+            StoreError::Unavailable(_) => FailureClass::Unavailable,
+            StoreError::WrongExpectedVersion { .. } => FailureClass::Contention,
+            StoreError::Database(sqlx::Error::Database(database))
+                if database
+                    .code()
+                    .is_some_and(|code| is_contention_sqlstate(&code)) =>
+            {
+                FailureClass::Contention
+            }
+            _ => FailureClass::Permanent,
+        }
     }
 }
 
@@ -61,6 +95,12 @@ impl From<sqlx::Error> for StoreError {
             other => StoreError::Database(other),
         }
     }
+}
+
+/// 40001 serialization failure, 40P01 deadlock, 55P03 lock not available
+/// (`lock_timeout`), 57014 query cancelled (`statement_timeout`).
+fn is_contention_sqlstate(code: &str) -> bool {
+    matches!(code, "40001" | "40P01" | "55P03" | "57014")
 }
 
 /// Class 08 (connection exception) and 57P0x (shutdown, cannot connect now).

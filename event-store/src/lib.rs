@@ -27,8 +27,8 @@ mod subscribe;
 mod wakeups;
 
 pub use append::{AppendResult, AppendedEvent, StreamAppend};
-pub use checkpoints::save as save_checkpoint;
-pub use error::StoreError;
+pub use checkpoints::{save as save_checkpoint, CheckpointLease};
+pub use error::{FailureClass, StoreError};
 pub use event::{EventMetadata, NewEvent, RecordedEvent};
 pub use expected_version::ExpectedVersion;
 pub use log::{LogCursor, LogFilter};

@@ -136,6 +136,31 @@ pub(crate) async fn has_pending_after(
     Ok(pending)
 }
 
+/// How many events matching `filter` lie in `(after, until]`.
+pub(crate) async fn count_between(
+    pool: &PgPool,
+    after: LogCursor,
+    until: LogCursor,
+    filter: &LogFilter,
+) -> Result<i64, StoreError> {
+    let category = match filter {
+        LogFilter::All => None,
+        LogFilter::Category(category) => Some(category.as_str()),
+    };
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE (transaction_id, position) > ($1, $2) \
+           AND (transaction_id, position) <= ($3, $4) \
+           AND ($5::text IS NULL OR split_part(stream_id, '-', 1) = $5)",
+    )
+    .bind(after.transaction_id)
+    .bind(after.position)
+    .bind(until.transaction_id)
+    .bind(until.position)
+    .bind(category)
+    .fetch_one(pool)
+    .await?)
+}
+
 /// The cursor of the last visible event, or [`LogCursor::START`].
 pub(crate) async fn head(pool: &PgPool) -> Result<LogCursor, StoreError> {
     let row: Option<(i64, i64)> = sqlx::query_as(&format!(

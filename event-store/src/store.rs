@@ -9,9 +9,9 @@ use uuid::Uuid;
 
 use crate::wakeups::Wakeups;
 use crate::{
-    append, checkpoints, log, snapshots, stream, subscribe, AppendResult, AsOf, ExpectedVersion,
-    LogCursor, LogFilter, NewEvent, RecordedEvent, Snapshot, StoreError, StreamAppend, StreamRead,
-    SubscribeOptions, Subscription,
+    append, checkpoints, log, snapshots, stream, subscribe, AppendResult, AsOf, CheckpointLease,
+    ExpectedVersion, LogCursor, LogFilter, NewEvent, RecordedEvent, Snapshot, StoreError,
+    StreamAppend, StreamRead, SubscribeOptions, Subscription,
 };
 
 /// How to connect.
@@ -223,6 +223,55 @@ impl EventStore {
     /// Moves a checkpoint anywhere, backward included.
     pub async fn reset_checkpoint(&self, name: &str, cursor: LogCursor) -> Result<(), StoreError> {
         checkpoints::reset(&self.inner.pool, name, cursor).await
+    }
+
+    /// Becomes the newest owner of `name`'s checkpoint: every lease taken
+    /// before is fenced off from now on. Returns the lease and where the
+    /// checkpoint is.
+    pub async fn take_checkpoint_lease(
+        &self,
+        name: &str,
+    ) -> Result<(CheckpointLease, LogCursor), StoreError> {
+        checkpoints::take_lease(&self.inner.pool, name).await
+    }
+
+    /// The owner epoch of `name`'s newest lease (0 if never leased): a
+    /// lease with a lower epoch is fenced.
+    pub async fn checkpoint_epoch(&self, name: &str) -> Result<i64, StoreError> {
+        checkpoints::current_epoch(&self.inner.pool, name).await
+    }
+
+    /// How many visible events matching `filter` lie after `after` and up
+    /// to `until`: a subscriber's lag.
+    pub async fn count_between(
+        &self,
+        after: LogCursor,
+        until: LogCursor,
+        filter: &LogFilter,
+    ) -> Result<i64, StoreError> {
+        log::count_between(&self.inner.pool, after, until, filter).await
+    }
+
+    /// The versions of [`MIGRATOR`](crate::MIGRATOR)'s migrations not yet
+    /// applied to this database (all of them if it was never migrated).
+    pub async fn pending_migrations(&self) -> Result<Vec<i64>, StoreError> {
+        let applied: Vec<i64> =
+            match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.inner.pool)
+                .await
+            {
+                Ok(applied) => applied,
+                // 42P01: no migration table yet.
+                Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("42P01") => {
+                    Vec::new()
+                }
+                Err(error) => return Err(error.into()),
+            };
+        Ok(crate::MIGRATOR
+            .iter()
+            .map(|migration| migration.version)
+            .filter(|version| !applied.contains(version))
+            .collect())
     }
 
     pub async fn load_snapshot(&self, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {

@@ -15,6 +15,7 @@
 //! read models in [`read_models`] and the reactors in [`reactors`];
 //! [`operations`] is what operators call (status, parked, reset, rebuild).
 
+pub mod catalogue;
 pub mod gateway;
 pub mod operations;
 pub mod reactors;

@@ -3,30 +3,15 @@
 //! out (see `runtime`), so they never race its live loop.
 
 use chrono::{DateTime, Utc};
-use event_store::{EventStore, StoreError};
+use event_store::{EventStore, LogFilter, StoreError};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::reactors;
-use crate::runtime::{enqueue_request, RequestKind, ACTIVE_STATES, PARKED_COUNT_SQL};
-
-/// Read models that can be rebuilt.
-pub const PROJECTIONS: &[&str] = &["orders", "stock", "payments"];
-
-/// Every subscription with the stream category it reads (`None`: several).
-/// A test checks this against the subscribers the runtime starts.
-pub const SUBSCRIPTIONS: &[(&str, Option<&str>)] = &[
-    ("orders", Some("order")),
-    ("stock", Some("inventory")),
-    ("payments", Some("payment")),
-    (reactors::inventory::NAME, Some("order")),
-    (reactors::order::NAME, None),
-    (reactors::fulfilment::NAME, Some("order")),
-    (reactors::payment::NAME, Some("order")),
-];
+use crate::catalogue::{self, SubscriberKind, CATALOGUE};
+use crate::runtime::{enqueue_request, RequestKind, SubscriptionState, PARKED_COUNT_SQL};
 
 pub fn subscription_names() -> Vec<&'static str> {
-    SUBSCRIPTIONS.iter().map(|(name, _)| *name).collect()
+    CATALOGUE.iter().map(|entry| entry.name).collect()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,8 +40,7 @@ pub struct SubscriptionStatus {
     /// Events of the log not yet handled.
     pub lag: i64,
     pub parked: i64,
-    /// running, catching_up, rebuilding or stopped.
-    pub state: String,
+    pub state: SubscriptionState,
     pub owner: Option<String>,
 }
 
@@ -68,22 +52,16 @@ pub async fn subscription_statuses(
 ) -> Result<Vec<SubscriptionStatus>, OperationsError> {
     let head = store.head().await?;
     let mut statuses = Vec::new();
-    for (name, category) in SUBSCRIPTIONS.iter().copied() {
+    for entry in CATALOGUE {
+        let name = entry.name;
         let cursor = store.load_checkpoint(name).await?.unwrap_or_default();
         // Only the events the subscription reads count: a category
         // subscription's checkpoint stays on its last event of that category.
-        let lag: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM events WHERE (transaction_id, position) > ($1, $2) \
-               AND (transaction_id, position) <= ($3, $4) \
-               AND ($5::text IS NULL OR split_part(stream_id, '-', 1) = $5)",
-        )
-        .bind(cursor.transaction_id)
-        .bind(cursor.position)
-        .bind(head.transaction_id)
-        .bind(head.position)
-        .bind(category)
-        .fetch_one(store.pool())
-        .await?;
+        let filter = match entry.category {
+            Some(category) => LogFilter::Category(category.to_owned()),
+            None => LogFilter::All,
+        };
+        let lag = store.count_between(cursor, head, &filter).await?;
         let parked: i64 = sqlx::query_scalar(PARKED_COUNT_SQL)
             .bind(name)
             .fetch_one(store.pool())
@@ -95,14 +73,11 @@ pub async fn subscription_statuses(
         .bind(name)
         .fetch_optional(store.pool())
         .await?;
-        let (owner, state) = match reported {
-            Some((owner, state, age))
-                if age < STALE_AFTER_SECONDS && ACTIVE_STATES.contains(&state.as_str()) =>
-            {
-                (owner, state)
-            }
-            _ => (None, "stopped".to_owned()),
-        };
+        let reported = reported.and_then(|(owner, state, age)| {
+            let state = state.parse::<SubscriptionState>().ok()?;
+            (age < STALE_AFTER_SECONDS && state.is_active()).then_some((owner, state))
+        });
+        let (owner, state) = reported.unwrap_or((None, SubscriptionState::Stopped));
         statuses.push(SubscriptionStatus {
             name: name.to_owned(),
             position: cursor.position,
@@ -134,7 +109,7 @@ pub struct ParkedEvent {
 /// A subscription of the standard catalogue, or one the runtime has run
 /// (custom subscribers report their status too).
 async fn known_subscription(store: &EventStore, name: &str) -> Result<String, OperationsError> {
-    if SUBSCRIPTIONS.iter().any(|(known, _)| *known == name) {
+    if catalogue::find(name).is_some() {
         return Ok(name.to_owned());
     }
     let reported: bool =
@@ -182,10 +157,7 @@ pub async fn request_reset(
 }
 
 pub async fn request_rebuild(store: &EventStore, projection: &str) -> Result<(), OperationsError> {
-    let name = PROJECTIONS
-        .iter()
-        .find(|known| **known == projection)
-        .ok_or_else(|| OperationsError::UnknownProjection(projection.to_owned()))?;
+    let name = projection_named(projection)?;
     Ok(enqueue_request(store.pool(), name, RequestKind::Rebuild).await?)
 }
 
@@ -194,9 +166,7 @@ pub async fn rebuild_progress(
     store: &EventStore,
     projection: &str,
 ) -> Result<Option<(i64, i64)>, OperationsError> {
-    if !PROJECTIONS.contains(&projection) {
-        return Err(OperationsError::UnknownProjection(projection.to_owned()));
-    }
+    projection_named(projection)?;
     let row: Option<(Option<i64>, Option<i64>)> = sqlx::query_as(
         "SELECT rebuild_done, rebuild_total FROM subscription_status WHERE name = $1",
     )
@@ -221,4 +191,12 @@ pub async fn rebuild_pending(
     .bind(projection)
     .fetch_one(store.pool())
     .await?)
+}
+
+/// The catalogue's projection named `name`.
+fn projection_named(name: &str) -> Result<&'static str, OperationsError> {
+    catalogue::find(name)
+        .filter(|entry| entry.kind == SubscriberKind::Projection)
+        .map(|entry| entry.name)
+        .ok_or_else(|| OperationsError::UnknownProjection(name.to_owned()))
 }

@@ -1,24 +1,61 @@
 //! The two kinds of subscriber the runtime drives.
 
 use async_trait::async_trait;
-use event_store::RecordedEvent;
+use event_store::{FailureClass, RecordedEvent, StoreError};
 use sqlx::PgConnection;
 
-/// Why a subscriber could not handle an event. The runtime retries it with
-/// backoff, then parks the event.
+/// Why a subscriber could not handle an event, and what kind of failure
+/// it is: the runtime waits out an unreachable database and retries lost
+/// races without counting them, and parks an event only after
+/// `max_attempts` failures of the handler itself.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct HandlerError(pub String);
+#[error("{source}")]
+pub struct HandlerError {
+    class: FailureClass,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
 
 impl HandlerError {
+    /// A failure of the handler itself: it counts toward parking.
     pub fn new(message: impl std::fmt::Display) -> Self {
-        HandlerError(message.to_string())
+        HandlerError {
+            class: FailureClass::Permanent,
+            source: message.to_string().into(),
+        }
+    }
+
+    /// A failure of the given class that keeps `source`.
+    pub fn with_class(
+        class: FailureClass,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        HandlerError {
+            class,
+            source: source.into(),
+        }
+    }
+
+    pub fn class(&self) -> FailureClass {
+        self.class
+    }
+
+    /// Whether this failure counts toward parking the event: only the
+    /// handler's own failures do, never an outage or a lost race.
+    pub fn counts_toward_parking(&self) -> bool {
+        self.class == FailureClass::Permanent
+    }
+}
+
+impl From<StoreError> for HandlerError {
+    fn from(error: StoreError) -> Self {
+        HandlerError::with_class(error.class(), error)
     }
 }
 
 impl From<sqlx::Error> for HandlerError {
     fn from(error: sqlx::Error) -> Self {
-        HandlerError::new(error)
+        StoreError::from(error).into()
     }
 }
 

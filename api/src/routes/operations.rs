@@ -77,7 +77,7 @@ pub async fn list_subscriptions(
                 head: status.head,
                 lag: status.lag,
                 parked: status.parked,
-                state: status.state,
+                state: status.state.to_string(),
                 owner: status.owner,
             })
             .collect(),

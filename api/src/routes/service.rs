@@ -1,7 +1,5 @@
 //! Service endpoints: liveness, readiness, Prometheus metrics, OpenAPI.
 
-use std::collections::HashSet;
-
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -31,17 +29,11 @@ pub async fn health() -> Json<HealthBody> {
     )
 )]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<HealthBody>, ApiError> {
-    let applied: Vec<i64> =
-        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-            .fetch_all(state.store().pool())
-            .await
-            .map_err(|error| ApiError::Unavailable(error.into()))?;
-    let applied: HashSet<i64> = applied.into_iter().collect();
-    let missing: Vec<i64> = event_store::MIGRATOR
-        .iter()
-        .map(|migration| migration.version)
-        .filter(|version| !applied.contains(version))
-        .collect();
+    let missing = state
+        .store()
+        .pending_migrations()
+        .await
+        .map_err(|error| ApiError::Unavailable(error.into()))?;
     if !missing.is_empty() {
         return Err(ApiError::Unavailable(
             format!("migrations not applied: {missing:?}").into(),

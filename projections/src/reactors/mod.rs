@@ -20,7 +20,7 @@ pub mod order;
 pub mod payment;
 
 use commands::{CommandContext, ExecuteError};
-use event_store::RecordedEvent;
+use event_store::{FailureClass, RecordedEvent};
 
 use crate::HandlerError;
 
@@ -30,10 +30,22 @@ pub(crate) fn context_for(reactor: &str, event: &RecordedEvent) -> CommandContex
     CommandContext::caused_by_event(reactor, event.event_id, event.correlation_id)
 }
 
-/// Technical failures are retried by the runtime; so is a domain refusal,
-/// which here means the reactor met a state it does not expect.
-pub(crate) fn failed<E: std::fmt::Display>(error: ExecuteError<E>) -> HandlerError {
-    HandlerError::new(error)
+/// A failed command as a handler failure of the same class: an outage or
+/// lost races are waited out; a domain refusal (the reactor met a state it
+/// does not expect), an undecodable event or an inconsistency count toward
+/// parking.
+pub(crate) fn failed<E>(error: ExecuteError<E>) -> HandlerError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let class = match &error {
+        ExecuteError::Store(store) => store.class(),
+        ExecuteError::Conflict { .. } => FailureClass::Contention,
+        ExecuteError::Domain(_) | ExecuteError::Decode { .. } | ExecuteError::Inconsistent(_) => {
+            FailureClass::Permanent
+        }
+    };
+    HandlerError::with_class(class, error)
 }
 
 /// `prefix-{uuid}` -> the uuid.

@@ -8,7 +8,8 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use aggregates::order::OrderEvent;
+use aggregates::order::{Order, OrderEvent};
+use aggregates::Aggregate;
 
 use super::decode;
 use crate::{HandlerError, Projection};
@@ -45,14 +46,19 @@ pub async fn find_order(
 /// Projects `order-*` streams into `order_summaries`.
 pub struct OrderSummaries;
 
+impl OrderSummaries {
+    pub const NAME: &'static str = "orders";
+    pub const CATEGORY: &'static str = Order::CATEGORY;
+}
+
 #[async_trait]
 impl Projection for OrderSummaries {
     fn name(&self) -> &'static str {
-        "orders"
+        Self::NAME
     }
 
     fn category(&self) -> &'static str {
-        "order"
+        Self::CATEGORY
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -64,9 +70,6 @@ impl Projection for OrderSummaries {
         connection: &mut PgConnection,
         event: &RecordedEvent,
     ) -> Result<(), HandlerError> {
-        if event.category() != "order" {
-            return Ok(());
-        }
         let order_event: OrderEvent = decode(event)?;
         if let OrderEvent::Placed {
             order_id,

@@ -8,7 +8,8 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use aggregates::payment::PaymentEvent;
+use aggregates::payment::{Payment, PaymentEvent};
+use aggregates::Aggregate;
 
 use super::decode;
 use crate::{HandlerError, Projection};
@@ -39,14 +40,19 @@ pub async fn find_payment(
 /// Projects `payment-*` streams into `payments`.
 pub struct Payments;
 
+impl Payments {
+    pub const NAME: &'static str = "payments";
+    pub const CATEGORY: &'static str = Payment::CATEGORY;
+}
+
 #[async_trait]
 impl Projection for Payments {
     fn name(&self) -> &'static str {
-        "payments"
+        Self::NAME
     }
 
     fn category(&self) -> &'static str {
-        "payment"
+        Self::CATEGORY
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -58,9 +64,8 @@ impl Projection for Payments {
         connection: &mut PgConnection,
         event: &RecordedEvent,
     ) -> Result<(), HandlerError> {
-        if event.category() != "payment" {
-            return Ok(());
-        }
+        // Every statement applies only an event newer than the row's
+        // version: a redelivered event is a no-op.
         let statement = match decode::<PaymentEvent>(event)? {
             PaymentEvent::Requested {
                 order_id,
@@ -69,36 +74,44 @@ impl Projection for Payments {
                 method,
                 attempt,
             } => sqlx::query(
-                "INSERT INTO payments (order_id, status, amount, currency, method, attempts, updated_at) \
-                 VALUES ($1, 'requested', $2, $3, $4, $5, $6) \
+                "INSERT INTO payments (order_id, status, amount, currency, method, attempts, \
+                     updated_at, version) \
+                 VALUES ($1, 'requested', $2, $3, $4, $5, $6, $7) \
                  ON CONFLICT (order_id) DO UPDATE SET status = 'requested', \
-                     attempts = excluded.attempts, updated_at = excluded.updated_at",
+                     attempts = excluded.attempts, updated_at = excluded.updated_at, \
+                     version = excluded.version \
+                 WHERE payments.version < excluded.version",
             )
             .bind(order_id)
             .bind(amount)
             .bind(currency.code())
             .bind(method.as_str())
             .bind(i32::try_from(attempt).unwrap_or(i32::MAX))
-            .bind(event.recorded_at),
+            .bind(event.recorded_at)
+            .bind(event.stream_version),
             PaymentEvent::Captured { reference, .. } => sqlx::query(
                 "UPDATE payments SET status = 'captured', reference = $2, last_error = NULL, \
-                     updated_at = $3 WHERE order_id = $1",
+                     updated_at = $3, version = $4 WHERE order_id = $1 AND version < $4",
             )
             .bind(order_id_of(event)?)
             .bind(reference)
-            .bind(event.recorded_at),
+            .bind(event.recorded_at)
+            .bind(event.stream_version),
             PaymentEvent::Failed { reason, .. } => sqlx::query(
-                "UPDATE payments SET status = 'failed', last_error = $2, updated_at = $3 \
-                 WHERE order_id = $1",
+                "UPDATE payments SET status = 'failed', last_error = $2, updated_at = $3, \
+                     version = $4 WHERE order_id = $1 AND version < $4",
             )
             .bind(order_id_of(event)?)
             .bind(reason)
-            .bind(event.recorded_at),
+            .bind(event.recorded_at)
+            .bind(event.stream_version),
             PaymentEvent::Refunded { .. } => sqlx::query(
-                "UPDATE payments SET status = 'refunded', updated_at = $2 WHERE order_id = $1",
+                "UPDATE payments SET status = 'refunded', updated_at = $2, version = $3 \
+                 WHERE order_id = $1 AND version < $3",
             )
             .bind(order_id_of(event)?)
-            .bind(event.recorded_at),
+            .bind(event.recorded_at)
+            .bind(event.stream_version),
         };
         statement.execute(&mut *connection).await?;
         Ok(())

@@ -9,7 +9,8 @@ use event_store::RecordedEvent;
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 
-use aggregates::inventory::{Allocation, InventoryEvent};
+use aggregates::inventory::{Allocation, Inventory, InventoryEvent};
+use aggregates::Aggregate;
 
 use super::decode;
 use crate::{HandlerError, Projection};
@@ -135,16 +136,28 @@ fn view(sku: &str, warehouses: Vec<WarehouseLevel>, position: i64) -> StockView 
 /// A batch is folded in memory from the SKUs' current levels: one query to
 /// read them, one to insert a history row per event, one to upsert the
 /// final levels, whatever the batch's size.
+///
+/// Idempotent: each level row keeps the position of the last event applied
+/// to it, and since a SKU's events have rising positions (one stream, whose
+/// appends are serialised), an event at or below the highest position of
+/// its SKU's rows was applied already and is skipped. A reset, a replay, a
+/// crash before the checkpoint or a stale owner's redelivery changes
+/// nothing.
 pub struct StockLevels;
+
+impl StockLevels {
+    pub const NAME: &'static str = "stock";
+    pub const CATEGORY: &'static str = Inventory::CATEGORY;
+}
 
 #[async_trait]
 impl Projection for StockLevels {
     fn name(&self) -> &'static str {
-        "stock"
+        Self::NAME
     }
 
     fn category(&self) -> &'static str {
-        "inventory"
+        Self::CATEGORY
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -168,7 +181,7 @@ impl Projection for StockLevels {
         let mut decoded = Vec::with_capacity(events.len());
         for event in events
             .iter()
-            .filter(|event| event.category() == "inventory")
+            .filter(|event| event.category() == Self::CATEGORY)
         {
             decoded.push((event, decode::<InventoryEvent>(event)?));
         }
@@ -181,11 +194,17 @@ impl Projection for StockLevels {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let mut levels = current_levels(connection, &skus).await?;
+        let (mut levels, applied_up_to) = current_levels(connection, &skus).await?;
         let mut history = HistoryRows::default();
         let mut touched: BTreeMap<(String, String), (i64, DateTime<Utc>)> = BTreeMap::new();
         for (event, inventory_event) in &decoded {
             let sku = inventory_event.sku().as_str();
+            if applied_up_to
+                .get(sku)
+                .is_some_and(|applied| event.position <= *applied)
+            {
+                continue;
+            }
             let warehouses = levels.entry(sku.to_owned()).or_default();
             for change in changes(inventory_event) {
                 let level = warehouses.entry(change.warehouse.clone()).or_default();
@@ -198,6 +217,9 @@ impl Projection for StockLevels {
             }
             history.push(sku, event, warehouses);
         }
+        if history.skus.is_empty() {
+            return Ok(());
+        }
         upsert_levels(connection, &levels, &touched).await?;
         history.insert(connection).await?;
         Ok(())
@@ -207,24 +229,33 @@ impl Projection for StockLevels {
 /// (on hand, reserved) per warehouse, per SKU.
 type Levels = BTreeMap<String, BTreeMap<String, (i64, i64)>>;
 
+/// The SKUs' levels, and for each SKU the position of the last event
+/// applied to it.
 async fn current_levels(
     connection: &mut PgConnection,
     skus: &[String],
-) -> Result<Levels, HandlerError> {
-    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
-        "SELECT sku, warehouse, on_hand, reserved FROM stock_levels WHERE sku = ANY($1)",
+) -> Result<(Levels, BTreeMap<String, i64>), HandlerError> {
+    // No row locks needed: every transaction of the projection first
+    // takes its subscription's checkpoint row (the lease), so two owners'
+    // transactions never run at once.
+    let rows: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT sku, warehouse, on_hand, reserved, position FROM stock_levels \
+         WHERE sku = ANY($1)",
     )
     .bind(skus)
     .fetch_all(&mut *connection)
     .await?;
     let mut levels = Levels::new();
-    for (sku, warehouse, on_hand, reserved) in rows {
+    let mut applied_up_to: BTreeMap<String, i64> = BTreeMap::new();
+    for (sku, warehouse, on_hand, reserved, position) in rows {
+        let applied = applied_up_to.entry(sku.clone()).or_insert(position);
+        *applied = (*applied).max(position);
         levels
             .entry(sku)
             .or_default()
             .insert(warehouse, (on_hand, reserved));
     }
-    Ok(levels)
+    Ok((levels, applied_up_to))
 }
 
 async fn upsert_levels(
@@ -315,12 +346,29 @@ impl HistoryRows {
         self.event_types.push(event.event_type.clone());
     }
 
+    /// Inserts the rows; a row already there (an event whose level rows
+    /// were lost, e.g. a SKU whose every warehouse row was deleted by hand)
+    /// must say the same, or the model is inconsistent and the event fails.
     async fn insert(&self, connection: &mut PgConnection) -> Result<(), HandlerError> {
-        sqlx::query(
-            "INSERT INTO stock_history (sku, at, transaction_id, position, on_hand, reserved, \
-                 available, warehouses, event_type) \
-             SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::bigint[], $4::bigint[], \
-                                  $5::bigint[], $6::bigint[], $7::bigint[], $8::jsonb[], $9::text[])",
+        let differing: i64 = sqlx::query_scalar(
+            "WITH new AS ( \
+                 SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::bigint[], $4::bigint[], \
+                                      $5::bigint[], $6::bigint[], $7::bigint[], $8::jsonb[], \
+                                      $9::text[]) \
+                     AS n(sku, at, transaction_id, position, on_hand, reserved, available, \
+                          warehouses, event_type)), \
+             inserted AS ( \
+                 INSERT INTO stock_history (sku, at, transaction_id, position, on_hand, reserved, \
+                     available, warehouses, event_type) \
+                 SELECT * FROM new \
+                 ON CONFLICT (sku, at, transaction_id, position) DO NOTHING \
+                 RETURNING sku, at, transaction_id, position) \
+             SELECT count(*) FROM new \
+               JOIN stock_history h USING (sku, at, transaction_id, position) \
+              WHERE NOT EXISTS (SELECT FROM inserted i \
+                                 WHERE (i.sku, i.at, i.transaction_id, i.position) \
+                                     = (new.sku, new.at, new.transaction_id, new.position)) \
+                AND (h.on_hand, h.reserved) IS DISTINCT FROM (new.on_hand, new.reserved)",
         )
         .bind(&self.skus)
         .bind(&self.at)
@@ -331,8 +379,13 @@ impl HistoryRows {
         .bind(&self.available)
         .bind(&self.warehouses)
         .bind(&self.event_types)
-        .execute(&mut *connection)
+        .fetch_one(&mut *connection)
         .await?;
+        if differing > 0 {
+            return Err(HandlerError::new(format!(
+                "{differing} stock history rows already stored with other levels"
+            )));
+        }
         Ok(())
     }
 }

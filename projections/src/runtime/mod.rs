@@ -4,13 +4,16 @@
 //! - Ownership: a worker only runs while it holds its subscription's
 //!   advisory lock (`ownership.rs`), so several processes can run the same
 //!   runtime against one database: one owner per subscription, and another
-//!   takes over within seconds when the owner dies.
+//!   takes over within seconds when the owner dies. Every commit is fenced
+//!   by the owner's checkpoint lease, so a stale owner commits nothing.
 //! - Failures: a failing event is retried with exponential backoff and
 //!   jitter, then parked (`parking.rs`); later events of its stream are
-//!   parked behind it, other streams go on.
+//!   parked behind it, other streams go on. An unreachable database or a
+//!   lost race is waited out and never parks anything (`retry.rs`).
 //! - Operator requests (replay parked, reset, rebuild) are rows the owner
 //!   picks up (`requests.rs`), so they never race the live loop.
 
+mod error;
 mod ownership;
 mod parking;
 mod rebuild;
@@ -40,7 +43,7 @@ use crate::{Projection, Reactor};
 
 pub(crate) use parking::PARKED_COUNT_SQL;
 pub(crate) use requests::{enqueue_request, RequestKind};
-pub(crate) use status::ACTIVE_STATES;
+pub use status::SubscriptionState;
 
 /// Whether reserved orders ship at once or wait for `POST .../ship`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -72,10 +75,13 @@ pub type CrashHook = Arc<dyn Fn(&str, &RecordedEvent) -> bool + Send + Sync>;
 pub struct RuntimeOptions {
     pub fulfilment: Fulfilment,
     pub gateway: Arc<dyn PaymentGateway>,
-    /// Attempts at one event before it is parked.
+    /// Failures of the handler itself at one event before it is parked.
     pub max_attempts: u32,
     pub retry_base: Duration,
     pub retry_max: Duration,
+    /// The longest pause between tries while the database is unreachable
+    /// (or a race keeps being lost): such tries are not counted.
+    pub outage_retry_max: Duration,
     /// Events handled per transaction (projections) or per checkpoint
     /// (reactors) while catching up.
     pub batch_size: usize,
@@ -100,6 +106,7 @@ impl Default for RuntimeOptions {
             max_attempts: 5,
             retry_base: Duration::from_millis(20),
             retry_max: Duration::from_secs(2),
+            outage_retry_max: Duration::from_secs(3),
             batch_size: 500,
             rebuild_batch_size: 2000,
             ownership_interval: Duration::from_secs(1),
@@ -132,6 +139,14 @@ impl Subscriber {
         match self {
             Subscriber::Projection(projection) => projection.name(),
             Subscriber::Reactor(reactor) => reactor.name(),
+        }
+    }
+
+    /// The one stream category it reads; `None` for several.
+    pub fn category(&self) -> Option<&'static str> {
+        match self {
+            Subscriber::Projection(projection) => Some(projection.category()),
+            Subscriber::Reactor(reactor) => reactor.category(),
         }
     }
 }

@@ -1,8 +1,17 @@
-//! One owner per subscription: a session advisory lock held on a dedicated
-//! connection. If the owner dies, its connection closes and the lock is
-//! free for another process.
+//! One owner per subscription, in two layers.
+//!
+//! - *Election*: a session advisory lock, held on a connection of its own
+//!   (never a pooled one: sqlx hands a pooled connection back to the pool
+//!   with its session locks still held, to be used by anyone). If the owner
+//!   dies, its connection closes and another process takes the lock.
+//! - *Fencing*: taking the lock is followed by taking a new checkpoint
+//!   lease (`event_store::CheckpointLease`), which bumps the owner epoch.
+//!   Every effect the worker commits goes through that lease in the same
+//!   transaction, so an owner that lost its lock without noticing (its
+//!   connection died with a database crash, and another took over at once)
+//!   cannot commit anything more: two owners' effects never interleave.
 
-use event_store::EventStore;
+use event_store::{CheckpointLease, EventStore, LogCursor};
 use sqlx::{Connection, PgConnection};
 
 /// Advisory lock class for subscriptions (class 1 is stream locks).
@@ -10,14 +19,16 @@ const LOCK_CLASS: i32 = 2;
 
 pub(crate) struct Ownership {
     connection: PgConnection,
+    lease: CheckpointLease,
 }
 
 impl Ownership {
-    /// Takes the lock of `subscription` if no one holds it.
+    /// Takes the lock of `subscription` if no one holds it, then a new
+    /// checkpoint lease; returns them with the checkpoint to resume from.
     pub(crate) async fn try_acquire(
         store: &EventStore,
         subscription: &str,
-    ) -> Result<Option<Ownership>, sqlx::Error> {
+    ) -> Result<Option<(Ownership, LogCursor)>, event_store::StoreError> {
         let options = store.pool().connect_options();
         let mut connection = PgConnection::connect_with(&options).await?;
         let acquired: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext($2))")
@@ -25,17 +36,36 @@ impl Ownership {
             .bind(subscription)
             .fetch_one(&mut connection)
             .await?;
-        if acquired {
-            Ok(Some(Ownership { connection }))
-        } else {
+        if !acquired {
             connection.close().await?;
-            Ok(None)
+            return Ok(None);
         }
+        let (lease, cursor) = store.take_checkpoint_lease(subscription).await?;
+        Ok(Some((Ownership { connection, lease }, cursor)))
     }
 
-    /// Whether the lock is still ours: its connection is alive.
-    pub(crate) async fn still_held(&mut self) -> bool {
-        self.connection.ping().await.is_ok()
+    pub(crate) fn lease(&self) -> &CheckpointLease {
+        &self.lease
+    }
+
+    /// Whether this worker is still the owner: its lock connection is alive
+    /// and holds the lock (asked of the server, about this very session),
+    /// and no newer lease has been taken.
+    pub(crate) async fn still_held(&mut self, store: &EventStore) -> bool {
+        let locked: Result<bool, sqlx::Error> = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT FROM pg_locks \
+                             WHERE locktype = 'advisory' AND classid = $1 \
+                               AND objid = hashtext($2)::oid AND objsubid = 2 \
+                               AND pid = pg_backend_pid() AND granted)",
+        )
+        .bind(LOCK_CLASS)
+        .bind(self.lease.name())
+        .fetch_one(&mut self.connection)
+        .await;
+        if !matches!(locked, Ok(true)) {
+            return false;
+        }
+        matches!(store.checkpoint_epoch(self.lease.name()).await, Ok(epoch) if epoch == self.lease.epoch())
     }
 
     pub(crate) async fn release(self) {

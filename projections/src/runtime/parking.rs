@@ -112,8 +112,8 @@ pub(crate) async fn unpark<'e>(
 
 /// After a failed replay: `position` is the stream's failing head again,
 /// with its new attempt count and error; the rest wait behind it.
-pub(crate) async fn mark_head(
-    pool: &PgPool,
+pub(crate) async fn mark_head<'e>(
+    executor: impl PgExecutor<'e>,
     subscription: &str,
     stream_id: &str,
     position: i64,
@@ -132,7 +132,7 @@ pub(crate) async fn mark_head(
     .bind(position)
     .bind(i32::try_from(attempts).unwrap_or(i32::MAX))
     .bind(error)
-    .execute(pool)
+    .execute(executor)
     .await?;
     Ok(())
 }
@@ -152,5 +152,17 @@ pub(crate) async fn forget_after<'e>(
     .bind(cursor.position)
     .execute(executor)
     .await?;
+    Ok(())
+}
+
+/// Forgets every parked event of `subscription` (a rebuild applied them).
+pub(crate) async fn forget_all<'e>(
+    executor: impl PgExecutor<'e>,
+    subscription: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM parked_events WHERE subscription = $1")
+        .bind(subscription)
+        .execute(executor)
+        .await?;
     Ok(())
 }

@@ -1,24 +1,35 @@
 //! Rebuilding a read model: fresh tables in a schema of their own, filled
-//! from position 0 while the old tables keep serving, then swapped in
-//! within one transaction.
+//! from position 0 while the old tables keep serving, then swapped in.
 //!
-//! The new tables are `UNLOGGED` while they fill: a rebuild writes every
-//! row of the model at once, and skipping the WAL for them is most of its
-//! speed. They are made durable (`SET LOGGED`, one pass over each table)
-//! before the swap. A crash before then loses only the rebuild, which the
-//! still-pending request starts over.
+//! Nothing here holds a transaction longer than one batch: log readers see
+//! nothing past the oldest running transaction of the cluster (`log.rs` in
+//! the event store), so one long rebuild transaction would stop every
+//! subscriber. That is why the fresh tables are ordinary logged tables from
+//! the start (an `UNLOGGED` table made durable with `SET LOGGED` is faster
+//! to fill, but the conversion rewrites the table in one long
+//! transaction), and why the swap first catches up the events that came
+//! during the fill, outside any lock, and only then takes its locks, with a
+//! short `lock_timeout`, retrying if readers hold them.
 //!
 //! The projection's SQL names its tables without a schema, so pointing the
 //! rebuild connection's `search_path` at the new schema is all it takes to
 //! write there. The connection is dedicated: no statement prepared against
 //! the live tables is ever reused for the new ones.
 
-use event_store::{EventStore, LogCursor, RecordedEvent};
+use std::time::Duration;
+
+use event_store::{CheckpointLease, EventStore, FailureClass, LogCursor, RecordedEvent};
 use sqlx::{Connection, PgConnection};
 
+use super::error::RuntimeError;
 use super::status::report_rebuild_progress;
-use super::worker::RuntimeError;
 use crate::Projection;
+
+/// How long the swap waits for readers to let go of the old tables before
+/// it tries again: readers queue behind the swap's lock request, so this
+/// bounds how long any of them waits.
+const SWAP_LOCK_TIMEOUT: &str = "1s";
+const SWAP_ATTEMPTS: u32 = 10;
 
 fn schema_of(projection: &dyn Projection) -> String {
     format!("rebuild_{}", projection.name())
@@ -40,7 +51,7 @@ pub(crate) async fn prepare(
         .await?;
     for table in projection.tables() {
         sqlx::query(&format!(
-            "CREATE UNLOGGED TABLE {schema}.{table} (LIKE public.{table} INCLUDING ALL)"
+            "CREATE TABLE {schema}.{table} (LIKE public.{table} INCLUDING ALL)"
         ))
         .execute(&mut connection)
         .await?;
@@ -129,20 +140,6 @@ async fn read_ahead(
     }
 }
 
-/// Makes the filled tables crash-safe, before they are swapped in.
-pub(crate) async fn make_durable(
-    projection: &dyn Projection,
-    connection: &mut PgConnection,
-) -> Result<(), RuntimeError> {
-    let schema = schema_of(projection);
-    for table in projection.tables() {
-        sqlx::query(&format!("ALTER TABLE {schema}.{table} SET LOGGED"))
-            .execute(&mut *connection)
-            .await?;
-    }
-    Ok(())
-}
-
 async fn apply(
     projection: &dyn Projection,
     connection: &mut PgConnection,
@@ -151,21 +148,59 @@ async fn apply(
     projection
         .apply_batch(connection, batch)
         .await
-        .map_err(|error| RuntimeError::Rebuild(error.to_string()))
+        .map_err(RuntimeError::Rebuild)
 }
 
-/// With the live worker paused: applies what came since `cursor`, swaps
-/// the new tables in and moves the checkpoint, in one transaction; readers
-/// see the old tables until the commit, the new ones after it.
+/// With the live worker paused: applies what came since `cursor`, then
+/// swaps the new tables in, clears the parked events and moves the
+/// checkpoint, in one short transaction that touches no event; readers see
+/// the old tables until its commit, the new ones after it. Returns the new
+/// checkpoint.
 pub(crate) async fn swap(
     store: &EventStore,
     projection: &dyn Projection,
+    lease: &CheckpointLease,
     mut connection: PgConnection,
     mut cursor: LogCursor,
     batch_size: i64,
 ) -> Result<LogCursor, RuntimeError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        // Outside the swap's locks: whatever came during the fill (or
+        // while the last attempt waited) is applied batch by batch.
+        cursor = catch_up(store, projection, &mut connection, cursor, batch_size).await?;
+        match swap_once(projection, lease, &mut connection, cursor).await {
+            Ok(cursor) => {
+                let _ = connection.close().await;
+                report_rebuild_progress(store.pool(), projection.name(), None).await?;
+                return Ok(cursor);
+            }
+            Err(RuntimeError::Store(error))
+                if error.class() == FailureClass::Contention && attempt < SWAP_ATTEMPTS =>
+            {
+                tracing::info!(projection = projection.name(), attempt, %error,
+                    "readers hold the old tables; trying the swap again");
+                tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+async fn swap_once(
+    projection: &dyn Projection,
+    lease: &CheckpointLease,
+    connection: &mut PgConnection,
+    cursor: LogCursor,
+) -> Result<LogCursor, RuntimeError> {
     let schema = schema_of(projection);
     let mut transaction = connection.begin().await?;
+    sqlx::query(&format!("SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}'"))
+        .execute(&mut *transaction)
+        .await?;
+    // First: proves this worker still owns the subscription.
+    lease.confirm(&mut *transaction).await?;
     for table in projection.tables() {
         sqlx::query(&format!(
             "LOCK TABLE public.{table} IN ACCESS EXCLUSIVE MODE"
@@ -173,16 +208,9 @@ pub(crate) async fn swap(
         .execute(&mut *transaction)
         .await?;
     }
-    loop {
-        let batch = store
-            .read_category(projection.category(), cursor, batch_size)
-            .await?;
-        let Some(last) = batch.last() else {
-            break;
-        };
-        cursor = last.cursor();
-        apply(projection, &mut transaction, &batch).await?;
-    }
+    // Events committed since the catch-up just before are not applied
+    // here, under the locks: the live worker, paused now, resumes from
+    // `cursor` and applies them to the new tables.
     for table in projection.tables() {
         for statement in [
             format!("DROP TABLE public.{table}"),
@@ -196,13 +224,8 @@ pub(crate) async fn swap(
         .execute(&mut *transaction)
         .await?;
     // Everything up to `cursor` is now in the model, parked events included.
-    sqlx::query("DELETE FROM public.parked_events WHERE subscription = $1")
-        .bind(projection.name())
-        .execute(&mut *transaction)
-        .await?;
-    event_store::save_checkpoint(&mut *transaction, projection.name(), cursor).await?;
+    super::parking::forget_all(&mut *transaction, projection.name()).await?;
+    lease.reset(&mut *transaction, cursor).await?;
     transaction.commit().await?;
-    let _ = connection.close().await;
-    report_rebuild_progress(store.pool(), projection.name(), None).await?;
     Ok(cursor)
 }

@@ -1,21 +1,69 @@
 //! What each subscription's owner reports about itself.
 
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
 use sqlx::PgPool;
 
-pub(crate) const CATCHING_UP: &str = "catching_up";
-pub(crate) const RUNNING: &str = "running";
-pub(crate) const REBUILDING: &str = "rebuilding";
-pub(crate) const STOPPED: &str = "stopped";
+/// A subscription's state, as its owner reports it (`stopped` once the
+/// owner's heartbeat is stale).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriptionState {
+    CatchingUp,
+    Running,
+    Rebuilding,
+    /// The database is unreachable: the owner waits it out.
+    WaitingForDatabase,
+    Stopped,
+}
 
-/// States that mean an owner is at work (others are shown as stopped once
-/// the heartbeat is stale).
-pub(crate) const ACTIVE_STATES: &[&str] = &[CATCHING_UP, RUNNING, REBUILDING];
+impl SubscriptionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubscriptionState::CatchingUp => "catching_up",
+            SubscriptionState::Running => "running",
+            SubscriptionState::Rebuilding => "rebuilding",
+            SubscriptionState::WaitingForDatabase => "waiting_for_database",
+            SubscriptionState::Stopped => "stopped",
+        }
+    }
+
+    /// Whether an owner is at work in this state.
+    pub fn is_active(self) -> bool {
+        self != SubscriptionState::Stopped
+    }
+}
+
+impl fmt::Display for SubscriptionState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SubscriptionState {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, String> {
+        [
+            SubscriptionState::CatchingUp,
+            SubscriptionState::Running,
+            SubscriptionState::Rebuilding,
+            SubscriptionState::WaitingForDatabase,
+            SubscriptionState::Stopped,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == value)
+        .ok_or_else(|| format!("unknown subscription state {value:?}"))
+    }
+}
 
 pub(crate) async fn report(
     pool: &PgPool,
     name: &str,
     owner: Option<&str>,
-    state: &str,
+    state: SubscriptionState,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO subscription_status (name, owner, state, heartbeat_at) \
@@ -25,7 +73,7 @@ pub(crate) async fn report(
     )
     .bind(name)
     .bind(owner)
-    .bind(state)
+    .bind(state.as_str())
     .execute(pool)
     .await?;
     Ok(())

@@ -11,7 +11,7 @@ use aggregates::values::{Currency, PaymentMethod, Sku, Warehouse};
 use commands::{CommandContext, CommandExecutor, ExecutorOptions};
 use event_store::{EventStore, StoreOptions, MIGRATOR};
 use pg_embedded::TestDatabase;
-use projections::runtime::{RuntimeHandle, RuntimeOptions, SubscriptionRuntime};
+use projections::runtime::{RuntimeHandle, RuntimeOptions, SubscriptionRuntime, SubscriptionState};
 use uuid::Uuid;
 
 pub const PATIENCE: Duration = Duration::from_secs(60);
@@ -151,8 +151,10 @@ impl TestApp {
                 .expect("statuses");
             statuses
                 .iter()
-                .all(|status| status.lag == 0 || status.state == "stopped")
-                && statuses.iter().any(|status| status.state != "stopped")
+                .all(|status| status.lag == 0 || status.state == SubscriptionState::Stopped)
+                && statuses
+                    .iter()
+                    .any(|status| status.state != SubscriptionState::Stopped)
         })
         .await;
     }

@@ -6,8 +6,9 @@ use aggregates::stream_id;
 use aggregates::values::PaymentMethod;
 use chrono::{DateTime, Duration, Utc};
 use event_store::AsOf;
+use projections::catalogue::projection_names;
 use projections::operations::{
-    rebuild_pending, request_rebuild, request_reset, subscription_statuses, PROJECTIONS,
+    rebuild_pending, request_rebuild, request_reset, subscription_statuses,
 };
 use projections::read_models::stock::stock_level_at;
 use projections::runtime::RuntimeOptions;
@@ -117,11 +118,11 @@ fn rebuilding_every_read_model_after_a_random_workload_equals_the_live_one() {
             });
             random_workload(&app, seed, orders).await;
             let live = read_models(&app).await;
-            for projection in PROJECTIONS {
+            for projection in projection_names() {
                 request_rebuild(&app.store, projection).await.expect("request rebuild");
             }
             wait_until("every rebuild is swapped in", || async {
-                for projection in PROJECTIONS {
+                for projection in projection_names() {
                     if rebuild_pending(&app.store, projection).await.expect("pending") {
                         return false;
                     }
@@ -135,7 +136,7 @@ fn rebuilding_every_read_model_after_a_random_workload_equals_the_live_one() {
             .fetch_all(app.store.pool())
             .await
             .expect("outcomes");
-            prop_assert_eq!(outcomes, vec![Some("rebuilt".to_owned()); PROJECTIONS.len()]);
+            prop_assert_eq!(outcomes, vec![Some("rebuilt".to_owned()); projection_names().count()]);
             app.wait_until_idle().await;
             let rebuilt = read_models(&app).await;
             subscriptions.shutdown().await;

@@ -4,7 +4,8 @@ use std::collections::HashSet;
 
 use aggregates::order::OrderStatus;
 use aggregates::values::PaymentMethod;
-use projections::operations::{subscription_statuses, SUBSCRIPTIONS};
+use projections::catalogue::CATALOGUE;
+use projections::operations::subscription_statuses;
 use projections::runtime::{standard_subscribers, RuntimeOptions, Subscriber};
 
 use crate::helpers::{wait_until, TestApp};
@@ -20,7 +21,10 @@ async fn the_catalogue_lists_every_subscription_the_runtime_starts_with_its_cate
             Subscriber::Reactor(reactor) => (reactor.name(), reactor.category()),
         })
         .collect();
-    let catalogue: HashSet<(&str, Option<&str>)> = SUBSCRIPTIONS.iter().copied().collect();
+    let catalogue: HashSet<(&str, Option<&str>)> = CATALOGUE
+        .iter()
+        .map(|entry| (entry.name, entry.category))
+        .collect();
     assert_eq!(started, catalogue);
 }
 
@@ -92,7 +96,7 @@ async fn a_worker_whose_lock_connection_dies_stops_and_takes_over_again() {
         .fetch_one(app.store.pool())
         .await
         .expect("locks");
-        held == SUBSCRIPTIONS.len() as i64
+        held == CATALOGUE.len() as i64
     })
     .await;
     let second = app.place(&[("SKU-1", 1)], PaymentMethod::CardOk).await;

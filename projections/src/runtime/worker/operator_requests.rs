@@ -1,14 +1,46 @@
 //! Operator requests, carried out by the subscription's owner between
 //! batches so that they never race the live loop: replay parked events,
 //! reset the checkpoint, rebuild the read model in the background and swap
-//! it in.
+//! it in. Each write goes through the owner's checkpoint lease.
+
+use std::sync::Arc;
 
 use event_store::{LogCursor, RecordedEvent};
 use sqlx::PgConnection;
+use tokio::task::JoinHandle;
 
-use super::{RebuildTask, RuntimeError, Subscriber, Worker};
+use super::{RuntimeError, Subscriber, Worker};
 use crate::runtime::requests::{mark_done, next_pending, RequestKind};
-use crate::runtime::{parking, rebuild, status};
+use crate::runtime::retry::{retry, GaveUp};
+use crate::runtime::status::{self, SubscriptionState};
+use crate::runtime::{parking, rebuild};
+use crate::Projection;
+
+type RebuildOutcome = Result<(PgConnection, LogCursor), RuntimeError>;
+
+/// A rebuild filling fresh tables in the background, for the request
+/// `request_id`. Dropping it aborts the task: a rebuild never outlives the
+/// worker that started it (the request stays pending for the next owner).
+pub(super) struct RunningRebuild {
+    request_id: i64,
+    task: JoinHandle<RebuildOutcome>,
+}
+
+impl Drop for RunningRebuild {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Resolves when the background rebuild ends; never if there is none.
+pub(super) async fn wait_for_rebuild(
+    rebuild: &mut Option<RunningRebuild>,
+) -> Result<RebuildOutcome, tokio::task::JoinError> {
+    match rebuild {
+        Some(running) => (&mut running.task).await,
+        None => std::future::pending().await,
+    }
+}
 
 impl Worker {
     /// Carries out pending operator requests; true if the subscription must
@@ -16,7 +48,7 @@ impl Worker {
     pub(super) async fn carry_out_requests(&mut self) -> Result<bool, RuntimeError> {
         let mut restart = false;
         loop {
-            let in_progress = self.rebuild.as_ref().map(|(id, _)| *id);
+            let in_progress = self.rebuild.as_ref().map(|running| running.request_id);
             let Some(request) = next_pending(self.store.pool(), self.name(), in_progress).await?
             else {
                 break;
@@ -27,66 +59,76 @@ impl Worker {
                     "replayed".to_owned()
                 }
                 RequestKind::Reset { position } => {
-                    let cursor = self.store.cursor_at(position).await?;
-                    let mut transaction = self.store.pool().begin().await?;
-                    parking::forget_after(&mut *transaction, self.name(), cursor).await?;
-                    sqlx::query(
-                        "INSERT INTO subscription_checkpoints (name, transaction_id, position) \
-                         VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE \
-                         SET transaction_id = $2, position = $3, updated_at = now()",
-                    )
-                    .bind(self.name())
-                    .bind(cursor.transaction_id)
-                    .bind(cursor.position)
-                    .execute(&mut *transaction)
-                    .await?;
-                    transaction.commit().await?;
-                    self.cursor = cursor;
-                    self.blocked = parking::blocked_streams(self.store.pool(), self.name()).await?;
+                    self.reset(position).await?;
                     restart = true;
                     format!("reset to position {position}")
                 }
                 RequestKind::Rebuild => match (&self.subscriber, &self.rebuild) {
                     (Subscriber::Projection(projection), None) => {
                         let projection = projection.clone();
-                        let store = self.store.clone();
-                        let batch_size = self.options.rebuild_batch_size.max(1);
-                        status::report(
-                            self.store.pool(),
-                            self.name(),
-                            Some(&self.owner),
-                            status::REBUILDING,
-                        )
-                        .await?;
-                        self.rebuild = Some((
-                            request.id,
-                            tokio::spawn(async move {
-                                let mut connection =
-                                    rebuild::prepare(&store, projection.as_ref()).await?;
-                                let cursor = rebuild::catch_up(
-                                    &store,
-                                    projection.as_ref(),
-                                    &mut connection,
-                                    LogCursor::START,
-                                    batch_size,
-                                )
-                                .await?;
-                                rebuild::make_durable(projection.as_ref(), &mut connection).await?;
-                                Ok((connection, cursor))
-                            }),
-                        ));
+                        self.start_rebuild(request.id, projection).await?;
                         // Marked done when the swap is made.
                         continue;
                     }
                     (Subscriber::Projection(_), Some(_)) => {
                         "a rebuild is already running".to_owned()
                     }
-                    (Subscriber::Reactor(_), _) => "only projections can be rebuilt".to_owned(),
+                    (Subscriber::Reactor(_), _) => {
+                        "failed: only projections can be rebuilt".to_owned()
+                    }
                 },
             };
             mark_done(self.store.pool(), request.id, &outcome).await?;
         }
         Ok(restart)
+    }
+
+    /// Moves the checkpoint to just after `position` and forgets what was
+    /// parked after it (it will be delivered again). Read models are
+    /// idempotent and reactors' effects are keyed by the source event, so
+    /// the redelivery changes nothing that was already done.
+    async fn reset(&mut self, position: i64) -> Result<(), RuntimeError> {
+        let cursor = self.store.cursor_at(position).await?;
+        let mut transaction = self.store.pool().begin().await?;
+        self.ownership
+            .lease()
+            .reset(&mut *transaction, cursor)
+            .await?;
+        parking::forget_after(&mut *transaction, self.name(), cursor).await?;
+        transaction.commit().await?;
+        self.cursor = cursor;
+        self.blocked = parking::blocked_streams(self.store.pool(), self.name()).await?;
+        Ok(())
+    }
+
+    async fn start_rebuild(
+        &mut self,
+        request_id: i64,
+        projection: Arc<dyn Projection>,
+    ) -> Result<(), RuntimeError> {
+        let store = self.store.clone();
+        let batch_size = self.options.rebuild_batch_size.max(1);
+        status::report(
+            self.store.pool(),
+            self.name(),
+            Some(&self.owner),
+            SubscriptionState::Rebuilding,
+        )
+        .await?;
+        let task = tokio::spawn(async move {
+            let mut connection = rebuild::prepare(&store, projection.as_ref()).await?;
+            let cursor = rebuild::catch_up(
+                &store,
+                projection.as_ref(),
+                &mut connection,
+                LogCursor::START,
+                batch_size,
+            )
+            .await?;
+            Ok((connection, cursor))
+        });
+        self.rebuild = Some(RunningRebuild { request_id, task });
+        Ok(())
     }
 
     /// Replays each blocked stream's parked events in order; a stream whose
@@ -100,56 +142,26 @@ impl Worker {
                 let Some(event) = self.read_event(transaction_id, position).await? else {
                     continue;
                 };
-                let subscriber = self.subscriber.clone();
-                let store = self.store.clone();
-                let name = self.name();
-                let outcome = self
-                    .with_retries(|| {
-                        let subscriber = subscriber.clone();
-                        let store = store.clone();
-                        let event = &event;
-                        async move {
-                            match subscriber {
-                                Subscriber::Projection(projection) => {
-                                    let mut transaction = store.pool().begin().await?;
-                                    projection.apply(&mut transaction, event).await?;
-                                    parking::unpark(
-                                        &mut *transaction,
-                                        name,
-                                        event.transaction_id,
-                                        event.position,
-                                    )
-                                    .await?;
-                                    transaction.commit().await?;
-                                }
-                                Subscriber::Reactor(reactor) => {
-                                    reactor.react(event).await?;
-                                    parking::unpark(
-                                        store.pool(),
-                                        name,
-                                        event.transaction_id,
-                                        event.position,
-                                    )
-                                    .await?;
-                                }
-                            }
-                            Ok(())
-                        }
-                    })
-                    .await;
-                if let Err((attempts, error)) = outcome {
-                    parking::mark_head(
-                        self.store.pool(),
-                        self.name(),
-                        &stream,
-                        position,
-                        attempts,
-                        &error.0,
-                    )
-                    .await?;
-                    self.blocked.insert(stream.clone(), position);
-                    all_handled = false;
-                    break;
+                match self.replay_one(&event).await {
+                    Ok(()) => {}
+                    Err(GaveUp::Parkable { attempts, error }) => {
+                        let mut transaction = self.store.pool().begin().await?;
+                        self.ownership.lease().confirm(&mut *transaction).await?;
+                        parking::mark_head(
+                            &mut *transaction,
+                            self.name(),
+                            &stream,
+                            position,
+                            attempts,
+                            &error.to_string(),
+                        )
+                        .await?;
+                        transaction.commit().await?;
+                        self.blocked.insert(stream.clone(), position);
+                        all_handled = false;
+                        break;
+                    }
+                    Err(GaveUp::Interrupted(error)) => return Err(error),
                 }
             }
             if all_handled {
@@ -157,6 +169,39 @@ impl Worker {
             }
         }
         Ok(())
+    }
+
+    /// Handles one parked event and unparks it, with retries.
+    async fn replay_one(&mut self, event: &RecordedEvent) -> Result<(), GaveUp> {
+        let subscriber = self.subscriber.clone();
+        let lease = self.ownership.lease().clone();
+        let pool = self.store.pool().clone();
+        let name = self.name();
+        retry(&self.options, name, &mut self.stopped, || {
+            let subscriber = subscriber.clone();
+            let lease = lease.clone();
+            let pool = pool.clone();
+            async move {
+                if let Subscriber::Reactor(reactor) = &subscriber {
+                    reactor.react(event).await?;
+                }
+                let mut transaction = pool.begin().await?;
+                lease.confirm(&mut *transaction).await?;
+                if let Subscriber::Projection(projection) = &subscriber {
+                    projection.apply(&mut transaction, event).await?;
+                }
+                parking::unpark(
+                    &mut *transaction,
+                    name,
+                    event.transaction_id,
+                    event.position,
+                )
+                .await?;
+                transaction.commit().await?;
+                Ok(())
+            }
+        })
+        .await
     }
 
     async fn read_event(
@@ -172,23 +217,25 @@ impl Worker {
         Ok(events.into_iter().find(|event| event.position == position))
     }
 
-    /// Completes a background rebuild: swap it in and restart from its
-    /// cursor. True if the subscription must restart.
+    /// Completes a background rebuild: catch up, swap it in and restart
+    /// from its cursor. True if the subscription must restart.
     pub(super) async fn finish_rebuild(
         &mut self,
-        finished: Result<Result<(PgConnection, LogCursor), RuntimeError>, tokio::task::JoinError>,
+        finished: Result<RebuildOutcome, tokio::task::JoinError>,
     ) -> Result<bool, RuntimeError> {
-        let Some((request_id, _)) = self.rebuild.take() else {
+        let Some(running) = self.rebuild.take() else {
             return Ok(false);
         };
+        let request_id = running.request_id;
         let Subscriber::Projection(projection) = self.subscriber.clone() else {
             return Ok(false);
         };
-        let outcome = match finished {
+        let failure = match finished {
             Ok(Ok((connection, cursor))) => {
                 match rebuild::swap(
                     &self.store,
                     projection.as_ref(),
+                    self.ownership.lease(),
                     connection,
                     cursor,
                     self.options.rebuild_batch_size.max(1),
@@ -201,25 +248,23 @@ impl Worker {
                         mark_done(self.store.pool(), request_id, "rebuilt").await?;
                         return Ok(true);
                     }
+                    // Fenced: the request stays for the new owner.
+                    Err(error @ RuntimeError::Store(event_store::StoreError::Fenced { .. })) => {
+                        return Err(error)
+                    }
+                    Err(error) if error.is_outage() => return Err(error),
                     Err(error) => error.to_string(),
                 }
             }
+            // An outage is not the rebuild's fault: the request stays
+            // pending, and the worker starts over once the database is back.
+            Ok(Err(error)) if error.is_outage() => return Err(error),
             Ok(Err(error)) => error.to_string(),
             Err(join) => join.to_string(),
         };
-        tracing::warn!(subscription = self.name(), error = %outcome, "rebuild failed; the old read model stays");
+        tracing::warn!(subscription = self.name(), error = %failure, "rebuild failed; the old read model stays");
         status::report_rebuild_progress(self.store.pool(), self.name(), None).await?;
-        mark_done(self.store.pool(), request_id, &format!("failed: {outcome}")).await?;
+        mark_done(self.store.pool(), request_id, &format!("failed: {failure}")).await?;
         Ok(false)
-    }
-}
-
-/// Resolves when the background rebuild ends; never if there is none.
-pub(super) async fn wait_for_rebuild(
-    rebuild: &mut Option<(i64, RebuildTask)>,
-) -> Result<Result<(PgConnection, LogCursor), RuntimeError>, tokio::task::JoinError> {
-    match rebuild {
-        Some((_, task)) => task.await,
-        None => std::future::pending().await,
     }
 }
