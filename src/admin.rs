@@ -12,6 +12,7 @@ use event_store::{AsOf, EventStore, StreamRead};
 use indicatif::{ProgressBar, ProgressStyle};
 use projections::operations;
 use projections::read_models::stock;
+use projections::runtime::RequestOutcome;
 
 #[derive(Subcommand)]
 pub enum SubscriptionsCommand {
@@ -97,7 +98,7 @@ async fn is_running(store: &EventStore, name: &str) -> anyhow::Result<bool> {
 
 pub async fn projections(store: &EventStore, command: ProjectionsCommand) -> anyhow::Result<()> {
     let ProjectionsCommand::Rebuild { name } = command;
-    operations::request_rebuild(store, &name).await?;
+    let request = operations::request_rebuild(store, &name).await?;
     if !is_running(store, &name).await? {
         println!(
             "rebuild of {name} requested; no process runs it now: it is carried out when \
@@ -127,8 +128,15 @@ pub async fn projections(store: &EventStore, command: ProjectionsCommand) -> any
             bar.set_length(u64::try_from(total).unwrap_or(0));
             bar.set_position(u64::try_from(done).unwrap_or(0));
         }
-        if !operations::rebuild_pending(store, &name).await? {
-            break;
+        match operations::request_outcome(store, request).await? {
+            None => {}
+            Some(RequestOutcome::Done(_)) => break,
+            Some(RequestOutcome::Failed(reason)) => {
+                if let Some(bar) = bar {
+                    bar.abandon();
+                }
+                bail!("rebuild of {name} failed: {reason}; the old read model stays in service");
+            }
         }
     }
     if let Some(bar) = bar {

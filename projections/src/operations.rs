@@ -8,7 +8,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::catalogue::{self, SubscriberKind, CATALOGUE};
-use crate::runtime::{enqueue_request, RequestKind, SubscriptionState, PARKED_COUNT_SQL};
+use crate::runtime::{
+    enqueue_request, outcome_of, RequestKind, RequestOutcome, SubscriptionState, PARKED_COUNT_SQL,
+};
 
 pub fn subscription_names() -> Vec<&'static str> {
     CATALOGUE.iter().map(|entry| entry.name).collect()
@@ -144,7 +146,8 @@ pub async fn request_replay_parked(
     subscription: &str,
 ) -> Result<(), OperationsError> {
     let name = known_subscription(store, subscription).await?;
-    Ok(enqueue_request(store.pool(), &name, RequestKind::ReplayParked).await?)
+    enqueue_request(store.pool(), &name, RequestKind::ReplayParked).await?;
+    Ok(())
 }
 
 pub async fn request_reset(
@@ -153,12 +156,23 @@ pub async fn request_reset(
     position: i64,
 ) -> Result<(), OperationsError> {
     let name = known_subscription(store, subscription).await?;
-    Ok(enqueue_request(store.pool(), &name, RequestKind::Reset { position }).await?)
+    enqueue_request(store.pool(), &name, RequestKind::Reset { position }).await?;
+    Ok(())
 }
 
-pub async fn request_rebuild(store: &EventStore, projection: &str) -> Result<(), OperationsError> {
+/// Asks the owner of `projection` to rebuild it; returns the request's id
+/// (see [`request_outcome`]).
+pub async fn request_rebuild(store: &EventStore, projection: &str) -> Result<i64, OperationsError> {
     let name = projection_named(projection)?;
     Ok(enqueue_request(store.pool(), name, RequestKind::Rebuild).await?)
+}
+
+/// How request `id` ended; `None` while it is pending.
+pub async fn request_outcome(
+    store: &EventStore,
+    id: i64,
+) -> Result<Option<RequestOutcome>, OperationsError> {
+    Ok(outcome_of(store.pool(), id).await?)
 }
 
 /// `(events done, events in the log)` while a rebuild of `projection` runs.

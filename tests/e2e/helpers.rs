@@ -155,6 +155,11 @@ impl TestServer {
         }
     }
 
+    /// The database this server runs on, for the command line.
+    pub fn database_url(&self) -> &str {
+        self._database.url()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

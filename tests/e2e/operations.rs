@@ -2,6 +2,7 @@
 //! or when none is configured; subscriptions, parked, replay, reset,
 //! rebuild.
 
+use event_store::{ExpectedVersion, NewEvent};
 use reqwest::Method;
 use serde_json::json;
 
@@ -133,5 +134,53 @@ async fn operators_see_subscriptions_and_request_replay_reset_and_rebuild() {
     })
     .await;
     assert_eq!(server.order(&order_id).await["status"], "paid");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_that_fails_makes_the_command_line_exit_non_zero_with_the_reason() {
+    let server = TestServer::start(Options::auto()).await;
+    server.receive("REBUILD-1", 5).await.expect(201);
+    // An inventory event the stock projection cannot decode: the live
+    // projection parks it, and a rebuild cannot get past it.
+    server
+        .store
+        .append_to_stream(
+            "inventory-REBUILD-2",
+            ExpectedVersion::Any,
+            vec![NewEvent::new("NotAnInventoryEvent", json!({}))],
+        )
+        .await
+        .expect("append");
+    wait_until("the live projection has parked it", || async {
+        projections::operations::parked_events(&server.store, "stock")
+            .await
+            .map(|parked| parked.len() == 1)
+            .unwrap_or(false)
+    })
+    .await;
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_orderstream"))
+        .args(["projections", "rebuild", "stock"])
+        .env("DATABASE_URL", server.database_url())
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("run orderstream projections rebuild");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "exit status {}: {stderr}",
+        output.status
+    );
+    assert!(
+        stderr.contains("rebuild of stock failed") && stderr.contains("NotAnInventoryEvent"),
+        "says why: {stderr}"
+    );
+    // The old read model stays in service.
+    assert_eq!(
+        server.get("/inventory/REBUILD-1").await.expect(200).body["on_hand"],
+        5
+    );
     server.stop().await;
 }

@@ -4,6 +4,7 @@
 mod append;
 mod concurrency;
 mod helpers;
+mod leases;
 mod properties;
 mod reads;
 mod subscription;

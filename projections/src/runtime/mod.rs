@@ -42,7 +42,8 @@ use crate::read_models::stock::StockLevels;
 use crate::{Projection, Reactor};
 
 pub(crate) use parking::PARKED_COUNT_SQL;
-pub(crate) use requests::{enqueue_request, RequestKind};
+pub use requests::RequestOutcome;
+pub(crate) use requests::{enqueue_request, outcome_of, RequestKind};
 pub use status::SubscriptionState;
 
 /// Whether reserved orders ship at once or wait for `POST .../ship`.

@@ -26,24 +26,55 @@ pub(crate) struct Request {
     pub(crate) kind: RequestKind,
 }
 
+/// Queues a request; returns its id.
 pub(crate) async fn enqueue_request(
     pool: &PgPool,
     subscription: &str,
     kind: RequestKind,
-) -> Result<(), sqlx::Error> {
+) -> Result<i64, sqlx::Error> {
     let position = match kind {
         RequestKind::Reset { position } => Some(position),
         _ => None,
     };
-    sqlx::query(
-        "INSERT INTO subscription_requests (subscription, kind, position) VALUES ($1, $2, $3)",
+    sqlx::query_scalar(
+        "INSERT INTO subscription_requests (subscription, kind, position) VALUES ($1, $2, $3) \
+         RETURNING id",
     )
     .bind(subscription)
     .bind(kind.as_str())
     .bind(position)
-    .execute(pool)
+    .fetch_one(pool)
+    .await
+}
+
+/// How a carried-out request ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestOutcome {
+    Done(String),
+    Failed(String),
+}
+
+/// Outcomes are stored as text; a failure's starts with this.
+const FAILED_PREFIX: &str = "failed: ";
+
+/// The outcome of request `id`, once it has been carried out.
+pub(crate) async fn outcome_of(
+    pool: &PgPool,
+    id: i64,
+) -> Result<Option<RequestOutcome>, sqlx::Error> {
+    let outcome: Option<Option<String>> = sqlx::query_scalar(
+        "SELECT outcome FROM subscription_requests WHERE id = $1 AND done_at IS NOT NULL",
+    )
+    .bind(id)
+    .fetch_optional(pool)
     .await?;
-    Ok(())
+    Ok(outcome.map(|outcome| {
+        let outcome = outcome.unwrap_or_default();
+        match outcome.strip_prefix(FAILED_PREFIX) {
+            Some(reason) => RequestOutcome::Failed(reason.to_owned()),
+            None => RequestOutcome::Done(outcome),
+        }
+    }))
 }
 
 /// The oldest request not yet carried out, if any, other than `in_progress`

@@ -1,13 +1,13 @@
 //! Crashes between an effect and its checkpoint, and poison events.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aggregates::order::OrderStatus;
 use aggregates::values::PaymentMethod;
 use async_trait::async_trait;
-use event_store::{ExpectedVersion, NewEvent, RecordedEvent};
+use event_store::{ExpectedVersion, FailureClass, NewEvent, RecordedEvent};
 use projections::operations::{parked_events, request_replay_parked};
 use projections::read_models::stock;
 use projections::runtime::{RuntimeOptions, Subscriber, SubscriptionRuntime};
@@ -198,5 +198,84 @@ async fn a_poison_event_is_parked_its_stream_waits_and_replay_handles_it_once() 
     })
     .await;
     assert_eq!(labels(), ["a1", "b1", "b2", "poison-a2", "a3", "a4", "a5"]);
+    runtime.shutdown().await;
+}
+
+/// A reactor whose database is "down" for its first `outage_tries` tries.
+struct DuringAnOutage {
+    tries: Arc<AtomicU32>,
+    outage_tries: u32,
+    handled: Arc<Mutex<Vec<String>>>,
+}
+
+#[async_trait]
+impl Reactor for DuringAnOutage {
+    fn name(&self) -> &'static str {
+        "during-an-outage"
+    }
+
+    async fn react(&self, event: &RecordedEvent) -> Result<(), HandlerError> {
+        if self.tries.fetch_add(1, Ordering::SeqCst) < self.outage_tries {
+            return Err(HandlerError::with_class(
+                FailureClass::Unavailable,
+                "connection refused",
+            ));
+        }
+        let label = event.data["label"].as_str().unwrap_or_default().to_owned();
+        self.handled
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .push(label);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_longer_than_the_retry_budget_is_waited_out_and_parks_nothing() {
+    let app = TestApp::new().await;
+    let tries = Arc::new(AtomicU32::new(0));
+    let handled: Arc<Mutex<Vec<String>>> = Arc::default();
+    let reactor = DuringAnOutage {
+        tries: tries.clone(),
+        outage_tries: 8,
+        handled: handled.clone(),
+    };
+    let runtime = SubscriptionRuntime::start_with(
+        app.store.clone(),
+        vec![Subscriber::Reactor(Arc::new(reactor))],
+        RuntimeOptions {
+            max_attempts: 3,
+            outage_retry_max: std::time::Duration::from_millis(20),
+            ..TestApp::fast_options()
+        },
+    );
+    append(&app, "a-1", "during").await;
+    append(&app, "a-1", "after").await;
+    wait_until(
+        "both events are handled once the database is back",
+        || async {
+            handled
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner())
+                .len()
+                == 2
+        },
+    )
+    .await;
+    assert!(
+        tries.load(Ordering::SeqCst) > 8,
+        "eight failed tries, more than max_attempts, were waited out"
+    );
+    assert!(
+        parked_events(&app.store, "during-an-outage")
+            .await
+            .expect("parked")
+            .is_empty(),
+        "an outage is not poison"
+    );
+    assert_eq!(
+        *handled.lock().unwrap_or_else(|poison| poison.into_inner()),
+        ["during", "after"]
+    );
     runtime.shutdown().await;
 }

@@ -147,7 +147,8 @@ fn rebuilding_every_read_model_after_a_random_workload_equals_the_live_one() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resetting_every_subscription_to_zero_redelivers_without_a_second_effect() {
+async fn resetting_every_subscription_to_zero_redelivers_without_a_second_effect_or_a_parked_event()
+{
     let app = TestApp::new().await;
     let runtime = app.start(TestApp::fast_options());
     random_workload(&app, 7, 6).await;
@@ -184,6 +185,13 @@ async fn resetting_every_subscription_to_zero_redelivers_without_a_second_effect
         models_before,
         "projections applied nothing twice"
     );
+    for status in subscription_statuses(&app.store).await.expect("statuses") {
+        assert_eq!(
+            status.parked, 0,
+            "{}: a redelivered event is a no-op, never a failure",
+            status.name
+        );
+    }
     runtime.shutdown().await;
 }
 
