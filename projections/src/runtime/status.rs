@@ -14,8 +14,6 @@ pub enum SubscriptionState {
     CatchingUp,
     Running,
     Rebuilding,
-    /// The database is unreachable: the owner waits it out.
-    WaitingForDatabase,
     Stopped,
 }
 
@@ -25,7 +23,6 @@ impl SubscriptionState {
             SubscriptionState::CatchingUp => "catching_up",
             SubscriptionState::Running => "running",
             SubscriptionState::Rebuilding => "rebuilding",
-            SubscriptionState::WaitingForDatabase => "waiting_for_database",
             SubscriptionState::Stopped => "stopped",
         }
     }
@@ -50,7 +47,6 @@ impl FromStr for SubscriptionState {
             SubscriptionState::CatchingUp,
             SubscriptionState::Running,
             SubscriptionState::Rebuilding,
-            SubscriptionState::WaitingForDatabase,
             SubscriptionState::Stopped,
         ]
         .into_iter()
