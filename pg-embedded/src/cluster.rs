@@ -46,6 +46,10 @@ pub struct Cluster {
     port: u16,
     data_dir: PathBuf,
     watchdog: Option<Child>,
+    /// Watchdogs of servers started again by [`Cluster::crash_and_restart`]
+    /// (the newest runs the server now); stopped before the first one,
+    /// which may remove the directory.
+    restarted: Vec<Child>,
     // Keeps a temporary cluster's directory alive as long as the server.
     _temp_dir: Option<tempfile::TempDir>,
 }
@@ -67,6 +71,7 @@ impl Cluster {
                 port,
                 data_dir,
                 watchdog: None,
+                restarted: Vec::new(),
                 _temp_dir: None,
             });
         }
@@ -79,6 +84,7 @@ impl Cluster {
             port,
             data_dir,
             watchdog: Some(watchdog),
+            restarted: Vec::new(),
             _temp_dir: None,
         })
     }
@@ -107,6 +113,7 @@ impl Cluster {
             port,
             data_dir,
             watchdog: Some(watchdog),
+            restarted: Vec::new(),
             _temp_dir: Some(temp_dir),
         })
     }
@@ -130,7 +137,62 @@ impl Cluster {
         self.shut_down();
     }
 
+    /// Crashes the server and starts it again, for fault-injection tests:
+    /// `pg_ctl stop -m immediate` (no shutdown checkpoint, every session
+    /// cut at once, as if the server had died), then a new server on the
+    /// same data directory and port, which recovers from its WAL. Returns
+    /// once the new server accepts connections. `options` should be the
+    /// ones the cluster was started with. Only for a server this process
+    /// started.
+    pub fn crash_and_restart(&mut self, options: &ClusterOptions) -> Result<(), EmbeddedError> {
+        if self.watchdog.is_none() {
+            return Err(EmbeddedError::CommandFailed {
+                command: "crash_and_restart".into(),
+                output: "this process did not start the server".into(),
+            });
+        }
+        let bin_dir = find_bin_dir()?;
+        let output = command_as_service_user(&bin_dir.join("pg_ctl"))
+            .arg("stop")
+            .arg("-D")
+            .arg(&self.data_dir)
+            .args(["-m", "immediate", "-w", "-t", "60"])
+            .output()
+            .map_err(|source| EmbeddedError::Spawn {
+                command: "pg_ctl stop".into(),
+                source,
+            })?;
+        if !output.status.success() {
+            return Err(EmbeddedError::CommandFailed {
+                command: format!("pg_ctl stop -m immediate -D {}", self.data_dir.display()),
+                output: String::from_utf8_lossy(&output.stderr).into_owned(),
+            });
+        }
+        // The server of an earlier restart is gone: let its watchdog end
+        // (it has no directory to remove).
+        for mut watchdog in self.restarted.drain(..) {
+            drop(watchdog.stdin.take());
+            let _ = watchdog.wait();
+        }
+        let log = match &self._temp_dir {
+            Some(temp_dir) => temp_dir.path().join("postgres.log"),
+            None => self.data_dir.with_extension("log"),
+        };
+        let child = spawn_watchdog(&bin_dir, &self.data_dir, &log, self.port, options, None)?;
+        let child = wait_until_ready(&bin_dir, child, self.port, &log)?;
+        self.restarted.push(child);
+        Ok(())
+    }
+
     fn shut_down(&mut self) {
+        // A restarted server first; the first watchdog may then remove
+        // the directory.
+        for mut watchdog in self.restarted.drain(..).rev() {
+            drop(watchdog.stdin.take());
+            if let Err(error) = watchdog.wait() {
+                tracing::warn!(%error, "waiting for PostgreSQL to stop");
+            }
+        }
         if let Some(mut watchdog) = self.watchdog.take() {
             // Closing stdin is the watchdog's signal to stop the server.
             drop(watchdog.stdin.take());

@@ -6,6 +6,7 @@ mod audit;
 mod choreography;
 mod crash_recovery;
 mod errors;
+mod faults;
 mod helpers;
 mod idempotency;
 mod inventory;
