@@ -4,6 +4,8 @@
 mod append;
 mod concurrency;
 mod helpers;
+mod log_epoch;
 mod properties;
 mod reads;
+mod restore;
 mod subscription;
