@@ -431,7 +431,7 @@ async fn catch_up(
     sqlx::query(concat!(
         "INSERT INTO events (",
         insert_columns!(),
-        ") SELECT pg_current_xact_id()::text::bigint, \
+        ") SELECT (SELECT log_epoch_offset()) + pg_current_xact_id()::text::bigint, \
                 'cart-' || (i / 10), (i % 10) + 1, gen_random_uuid(), 'CartItemAdded', 1, \
                 jsonb_build_object( \
                     'cart_id', md5((i / 10)::text)::uuid, \

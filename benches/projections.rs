@@ -86,7 +86,7 @@ const LATENCY_P99_TARGET: Duration = Duration::from_millis(50);
 const SEED_SQL: &str = "\
 INSERT INTO events (transaction_id, stream_id, stream_version, event_id, event_type, \
                     schema_version, data, metadata, correlation_id, causation_id, recorded_at) \
-SELECT pg_current_xact_id()::text::bigint, 'inventory-' || c.sku, c.version, gen_random_uuid(), \
+SELECT (SELECT log_epoch_offset()) + pg_current_xact_id()::text::bigint, 'inventory-' || c.sku, c.version, gen_random_uuid(), \
        (ARRAY['StockReceived', 'StockReserved', 'StockCommitted', 'StockReserved', \
               'StockReleased'])[c.phase + 1], \
        1, \

@@ -221,7 +221,10 @@ impl From<&[StreamAppend]> for AppendArrays {
 /// so it reads nothing, and the unique index on (stream_id,
 /// stream_version) stands in for the version check. It takes the same
 /// stream lock as `append_events`, before the transaction gets its id, so
-/// the log keeps each stream in version order.
+/// the log keeps each stream in version order; and, like it, adds the log
+/// epoch offset through `log_epoch_offset()`, whose shared lock and fresh
+/// snapshot keep this statement's id behind a concurrent shift
+/// (`log_epoch.rs`), although the statement's own snapshot may predate it.
 ///
 /// `None` when the append is not a single new stream, or when the stream
 /// or an event id exists already: the caller then takes the general path,
@@ -245,7 +248,7 @@ async fn create_stream(
     }
     let query = sqlx::query_as::<_, AppendRow>(
         "WITH head AS MATERIALIZED ( \
-             SELECT pg_current_xact_id()::text::bigint AS transaction_id, \
+             SELECT log_epoch_offset() + pg_current_xact_id()::text::bigint AS transaction_id, \
                     clock_timestamp() AS recorded_at \
                FROM (SELECT pg_advisory_xact_lock(1, hashtext($1))) AS stream_lock \
          ) \

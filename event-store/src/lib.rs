@@ -12,7 +12,8 @@
 //! workspace root ([`MIGRATOR`]).
 //!
 //! Start reading at [`EventStore`]; the ordering guarantee that makes
-//! checkpoints safe under concurrent writers is explained in `log.rs`.
+//! checkpoints safe under concurrent writers is explained in `log.rs`, and
+//! how it survives a restore into another cluster in `log_epoch.rs`.
 
 mod append;
 mod checkpoints;
@@ -20,6 +21,7 @@ mod error;
 mod event;
 mod expected_version;
 mod log;
+mod log_epoch;
 mod snapshots;
 mod store;
 mod stream;
@@ -32,6 +34,7 @@ pub use error::{FailureClass, StoreError};
 pub use event::{EventMetadata, NewEvent, RecordedEvent};
 pub use expected_version::ExpectedVersion;
 pub use log::{LogCursor, LogFilter};
+pub use log_epoch::LogEpochShift;
 pub use snapshots::Snapshot;
 pub use store::{EventStore, StoreOptions};
 pub use stream::{AsOf, Direction, StreamRead};

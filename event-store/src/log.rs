@@ -16,6 +16,10 @@
 //! holds readers back (not writers) until it ends; the store's connections
 //! set `idle_in_transaction_session_timeout` so a stuck one cannot do so
 //! for long.
+//!
+//! Transaction ids belong to the cluster: a database restored into another
+//! one would break this order, so every id is stored, and the horizon
+//! compared, with a log epoch offset added (`log_epoch.rs`).
 
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -51,8 +55,13 @@ pub enum LogFilter {
 }
 
 /// The horizon below which every transaction has ended: events of older
-/// transactions are all visible and no new one can appear among them.
-const VISIBLE_HORIZON: &str = "(SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint)";
+/// transactions are all visible and no new one can appear among them. Ids
+/// are stored with the log epoch offset added (`log_epoch.rs`), so the
+/// horizon is too. Readers take no lock for it: a statement whose snapshot
+/// predates a shift sees the offset, the events and the horizon as they
+/// were before it, consistently.
+const VISIBLE_HORIZON: &str = "(SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
+     + transaction_id_offset FROM log_epoch)";
 
 pub(crate) async fn read_after(
     pool: &PgPool,

@@ -9,9 +9,9 @@ use uuid::Uuid;
 
 use crate::wakeups::Wakeups;
 use crate::{
-    append, checkpoints, log, snapshots, stream, subscribe, AppendResult, AsOf, CheckpointLease,
-    ExpectedVersion, LogCursor, LogFilter, NewEvent, RecordedEvent, Snapshot, StoreError,
-    StreamAppend, StreamRead, SubscribeOptions, Subscription,
+    append, checkpoints, log, log_epoch, snapshots, stream, subscribe, AppendResult, AsOf,
+    CheckpointLease, ExpectedVersion, LogCursor, LogEpochShift, LogFilter, NewEvent, RecordedEvent,
+    Snapshot, StoreError, StreamAppend, StreamRead, SubscribeOptions, Subscription,
 };
 
 /// How to connect.
@@ -65,6 +65,9 @@ impl EventStore {
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect_options)
             .await?;
+        // Before anything appends: a database restored into another cluster
+        // gets its log order back here (see `log_epoch.rs`).
+        log_epoch::ensure_if_migrated(&pool).await?;
         Ok(EventStore::from_pool(pool))
     }
 
@@ -81,6 +84,15 @@ impl EventStore {
     /// Applies every pending migration.
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
         crate::MIGRATOR.run(&self.inner.pool).await
+    }
+
+    /// Makes every event appended from now on sort after every stored one
+    /// if stored transaction ids are ahead of this cluster's (a database
+    /// restored from a dump into another cluster); returns the shift when it
+    /// made one. [`EventStore::connect`] already does this; call it again on
+    /// a store built [`from_pool`](EventStore::from_pool).
+    pub async fn ensure_log_order(&self) -> Result<Option<LogEpochShift>, StoreError> {
+        log_epoch::ensure(&self.inner.pool).await
     }
 
     pub fn pool(&self) -> &PgPool {

@@ -209,6 +209,23 @@ impl Drop for Cluster {
     }
 }
 
+/// The path of one of the installed PostgreSQL client programs (`pg_dump`,
+/// `pg_restore`, `psql`...), from the same directory as the server
+/// binaries this crate runs: the same version as the clusters it starts, as
+/// `pg_dump` must be at least the server's version.
+pub fn client_program(name: &str) -> Result<PathBuf, EmbeddedError> {
+    let bin_dir = find_bin_dir()?;
+    let program = bin_dir.join(name);
+    if program.exists() {
+        Ok(program)
+    } else {
+        Err(EmbeddedError::ProgramNotFound {
+            program: name.to_owned(),
+            bin_dir,
+        })
+    }
+}
+
 fn absolute(path: &Path) -> Result<PathBuf, EmbeddedError> {
     std::path::absolute(path).map_err(|source| EmbeddedError::Filesystem {
         path: path.to_path_buf(),

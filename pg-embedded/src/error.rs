@@ -10,6 +10,8 @@ pub enum EmbeddedError {
          or set DATABASE_URL to an existing server"
     )]
     BinariesNotFound,
+    #[error("no `{program}` beside the server binaries in {bin_dir}")]
+    ProgramNotFound { program: String, bin_dir: PathBuf },
     #[error("`{command}` failed: {output}")]
     CommandFailed { command: String, output: String },
     #[error("could not prepare {path}: {source}")]

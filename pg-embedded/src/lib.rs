@@ -17,6 +17,6 @@ mod cluster;
 mod error;
 mod test_database;
 
-pub use cluster::{Cluster, ClusterOptions};
+pub use cluster::{client_program, Cluster, ClusterOptions};
 pub use error::EmbeddedError;
 pub use test_database::TestDatabase;

@@ -86,3 +86,13 @@ async fn a_persistent_cluster_keeps_its_data_across_restarts_and_is_shared_while
     .expect("query");
     assert_eq!(kept, 1, "data survives a restart");
 }
+
+#[test]
+fn client_programs_are_found_beside_the_server_binaries_and_unknown_ones_are_named() {
+    let pg_dump = pg_embedded::client_program("pg_dump").expect("pg_dump is installed");
+    assert!(pg_dump.ends_with("pg_dump"));
+    let psql = pg_embedded::client_program("psql").expect("psql is installed");
+    assert_eq!(pg_dump.parent(), psql.parent());
+    let missing = pg_embedded::client_program("no_such_program").expect_err("not installed");
+    assert!(missing.to_string().contains("no_such_program"), "{missing}");
+}

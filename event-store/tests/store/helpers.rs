@@ -65,7 +65,8 @@ pub async fn all_visible(store: &EventStore) {
         || async {
             sqlx::query_scalar::<_, bool>(
                 "SELECT NOT EXISTS (SELECT FROM events \
-             WHERE transaction_id >= pg_snapshot_xmin(pg_current_snapshot())::text::bigint)",
+             WHERE transaction_id >= (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
+                                             + transaction_id_offset FROM log_epoch))",
             )
             .fetch_one(store.pool())
             .await

@@ -5,6 +5,8 @@ mod append;
 mod concurrency;
 mod helpers;
 mod leases;
+mod log_epoch;
 mod properties;
 mod reads;
+mod restore;
 mod subscription;
