@@ -5,7 +5,6 @@ use aggregates::stream_id;
 use aggregates::values::PaymentMethod;
 use commands::ExecuteError;
 use event_store::{LogCursor, StreamRead};
-use projections::reactors::fulfilment::ship_order;
 use projections::read_models::{orders, payments, stock};
 use projections::runtime::{Fulfilment, RuntimeOptions};
 
@@ -144,7 +143,8 @@ async fn cancelling_after_shipping_is_refused() {
     let runtime = app.start(manual());
     let order_id = app.place(&[("SKU-1", 1)], PaymentMethod::CardOk).await;
     app.wait_for_status(order_id, OrderStatus::Reserved).await;
-    ship_order(&app.executor, order_id, &request())
+    app.executor
+        .ship_order(order_id, &request())
         .await
         .expect("ship");
     app.wait_for_status(order_id, OrderStatus::Paid).await;
