@@ -13,7 +13,9 @@
 //! Where to start reading: [`Aggregate`] and [`DomainEvent`] in
 //! `aggregate.rs`, then [`order`] (the state machine is in its module doc),
 //! [`inventory`] with its allocation policy, [`reservation`] (the
-//! multi-stream reserve / release / commit decisions) and [`payment`].
+//! multi-stream reserve / release / commit decisions), [`shipment`] (the
+//! order shipped and its reservation committed in one decision) and
+//! [`payment`].
 //! [`testing`] has the given / when / then helper.
 
 mod aggregate;
@@ -23,6 +25,7 @@ pub mod inventory;
 pub mod order;
 pub mod payment;
 pub mod reservation;
+pub mod shipment;
 pub mod testing;
 pub mod values;
 

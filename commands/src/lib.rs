@@ -7,7 +7,9 @@
 //! just written or read may stand in for the load (`cache.rs` says why that
 //! is safe). Decisions that span several aggregates (reserving an order's
 //! lines across SKUs) go through [`CommandExecutor::change_reservation`],
-//! which appends to every stream involved in one atomic multi-stream append.
+//! which appends to every stream involved in one atomic multi-stream append,
+//! and [`CommandExecutor::ship_order`], which does the same for the order,
+//! its reservation and its stock.
 //!
 //! It is not the domain (that is `aggregates`, pure) nor the store (that is
 //! `event-store`, which knows no domain type): it is the glue between them,
@@ -22,6 +24,7 @@ mod error;
 mod executor;
 mod loading;
 mod reservations;
+mod shipping;
 
 pub use context::CommandContext;
 pub use error::ExecuteError;

@@ -5,14 +5,14 @@
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
-use aggregates::inventory::Inventory;
+use aggregates::inventory::{Inventory, InventoryError};
 use aggregates::order::OrderLine;
 use aggregates::reservation::{
     commit_order, release_order, reserve_order, Reservation, ReservationDecision, ReservationError,
 };
 use aggregates::values::Sku;
 use aggregates::{fold_from, stream_id};
-use event_store::{ExpectedVersion, StreamAppend};
+use event_store::{AppendResult, ExpectedVersion, StreamAppend};
 use uuid::Uuid;
 
 use crate::executor::Basis;
@@ -78,22 +78,12 @@ impl CommandExecutor {
                     reservation.state.skus().into_iter().collect()
                 }
             };
-            let mut inventories: BTreeMap<Sku, Loaded<Inventory>> = BTreeMap::new();
-            for sku in skus {
-                if let Entry::Vacant(slot) = inventories.entry(sku) {
-                    let stream = stream_id::<Inventory>(slot.key());
-                    let (loaded, used) = self
-                        .state_for_decision::<Inventory>(&stream, inventory_basis)
-                        .await
-                        .map_err(|error| error.map_domain(ReservationError::Inventory))?;
-                    guessed |= used != Basis::Stored;
-                    slot.insert(loaded);
-                }
-            }
-            let states: BTreeMap<Sku, Inventory> = inventories
-                .iter()
-                .map(|(sku, loaded)| (sku.clone(), loaded.state.clone()))
-                .collect();
+            let (inventories, inventories_guessed) = self
+                .inventories_for_decision(skus, inventory_basis)
+                .await
+                .map_err(|error| error.map_domain(ReservationError::Inventory))?;
+            guessed |= inventories_guessed;
+            let states = states_of(&inventories);
             let decision = match change {
                 ReservationChange::Reserve { lines } => {
                     reserve_order(&reservation.state, order_id, lines, &states)
@@ -120,9 +110,29 @@ impl CommandExecutor {
         }
     }
 
+    /// The inventory of every SKU in `skus`, each from `basis`, and whether
+    /// any of them is a guess (cached) rather than read.
+    pub(crate) async fn inventories_for_decision(
+        &self,
+        skus: impl IntoIterator<Item = Sku>,
+        basis: Basis,
+    ) -> Result<(BTreeMap<Sku, Loaded<Inventory>>, bool), ExecuteError<InventoryError>> {
+        let mut guessed = false;
+        let mut inventories: BTreeMap<Sku, Loaded<Inventory>> = BTreeMap::new();
+        for sku in skus {
+            if let Entry::Vacant(slot) = inventories.entry(sku) {
+                let stream = stream_id::<Inventory>(slot.key());
+                let (loaded, used) = self.state_for_decision::<Inventory>(&stream, basis).await?;
+                guessed |= used != Basis::Stored;
+                slot.insert(loaded);
+            }
+        }
+        Ok((inventories, guessed))
+    }
+
     /// One append to the reservation and every inventory stream read, each
-    /// expecting the version the decision was made on: a stream that
-    /// gets no event is still checked, since the decision depended on it.
+    /// expecting the version the decision was made on. Returns whether it
+    /// wrote anything (false: an idempotent repeat).
     async fn append_decision(
         &self,
         reservation: &Loaded<Reservation>,
@@ -130,30 +140,24 @@ impl CommandExecutor {
         decision: &ReservationDecision,
         context: &CommandContext,
     ) -> Result<bool, ExecuteError<ReservationError>> {
-        let mut encoded: BTreeMap<String, Vec<aggregates::EncodedEvent>> = decision
-            .streams()
-            .into_iter()
-            .map(|stream| (stream.stream_id, stream.events))
-            .collect();
-        let mut appends = Vec::with_capacity(inventories.len() + 1);
-        for (stream_id, version) in std::iter::once((&reservation.stream_id, reservation.version))
-            .chain(
-                inventories
-                    .values()
-                    .map(|loaded| (&loaded.stream_id, loaded.version)),
-            )
-        {
-            let events = encoded.remove(stream_id).unwrap_or_default();
-            appends.push(StreamAppend::new(
-                stream_id.clone(),
-                ExpectedVersion::Exact(version),
-                context.new_events(stream_id, &events),
-            ));
-        }
+        let appends = reservation_appends(reservation, inventories, decision, context);
         let result = self.store().append_to_streams(&appends).await?;
-        if !result.written {
-            return Ok(false);
+        if result.written {
+            self.remember_decision(reservation, inventories, decision, &result)
+                .await;
         }
+        Ok(result.written)
+    }
+
+    /// Remembers the states a written reservation decision leaves, and
+    /// snapshots the inventories that are due.
+    pub(crate) async fn remember_decision(
+        &self,
+        reservation: &Loaded<Reservation>,
+        inventories: &BTreeMap<Sku, Loaded<Inventory>>,
+        decision: &ReservationDecision,
+        result: &AppendResult,
+    ) {
         let reservation_state = fold_from(reservation.state.clone(), &decision.reservation);
         if let Some(version) = result.stream_version(&reservation.stream_id) {
             self.remember(&reservation.stream_id, &reservation_state, version);
@@ -167,6 +171,47 @@ impl CommandExecutor {
                     .await;
             }
         }
-        Ok(true)
     }
+}
+
+/// The states the pure decisions take.
+pub(crate) fn states_of(
+    inventories: &BTreeMap<Sku, Loaded<Inventory>>,
+) -> BTreeMap<Sku, Inventory> {
+    inventories
+        .iter()
+        .map(|(sku, loaded)| (sku.clone(), loaded.state.clone()))
+        .collect()
+}
+
+/// The appends of a reservation decision: the reservation and every
+/// inventory stream read, each expecting the version the decision was made
+/// on. A stream that gets no event is still checked, since the decision
+/// depended on it.
+pub(crate) fn reservation_appends(
+    reservation: &Loaded<Reservation>,
+    inventories: &BTreeMap<Sku, Loaded<Inventory>>,
+    decision: &ReservationDecision,
+    context: &CommandContext,
+) -> Vec<StreamAppend> {
+    let mut encoded: BTreeMap<String, Vec<aggregates::EncodedEvent>> = decision
+        .streams()
+        .into_iter()
+        .map(|stream| (stream.stream_id, stream.events))
+        .collect();
+    std::iter::once((&reservation.stream_id, reservation.version))
+        .chain(
+            inventories
+                .values()
+                .map(|loaded| (&loaded.stream_id, loaded.version)),
+        )
+        .map(|(stream_id, version)| {
+            let events = encoded.remove(stream_id).unwrap_or_default();
+            StreamAppend::new(
+                stream_id.clone(),
+                ExpectedVersion::Exact(version),
+                context.new_events(stream_id, &events),
+            )
+        })
+        .collect()
 }

@@ -15,3 +15,4 @@ mod orders;
 mod properties;
 mod quick_tour;
 mod service;
+mod shipping;

@@ -81,7 +81,7 @@ impl Aggregate for Order {
             },
             OrderCommand::RetryPayment => match status {
                 PaymentFailed => emit(OrderEvent::PaymentRetryRequested {
-                    attempt: order.payment_failures.saturating_add(1),
+                    round: order.payment_failures.saturating_add(1),
                 }),
                 _ => Err(OrderError::CannotRetryPayment { status }),
             },

@@ -35,10 +35,17 @@ pub enum OrderEvent {
     Paid { amount: Decimal },
     #[serde(rename = "OrderPaymentFailed")]
     PaymentFailed { reason: String },
-    /// `attempt` is the payment attempt to make next (2 for the first retry),
-    /// so a redelivered retry is recognised by the payment stream.
+    /// `round` numbers the request for payment: the order's shipment is
+    /// round 1, the retry after its n-th payment failure round n + 1. The
+    /// payment stream counts the rounds that failed for good, so it
+    /// recognises a redelivered request by its number. Stored as
+    /// `attempt`, its name from before rounds and gateway attempts were
+    /// told apart: the numbers were the same.
     #[serde(rename = "OrderPaymentRetryRequested")]
-    PaymentRetryRequested { attempt: u32 },
+    PaymentRetryRequested {
+        #[serde(rename = "attempt")]
+        round: u32,
+    },
 }
 
 /// Every event type of the order stream with its current schema version.

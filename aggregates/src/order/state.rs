@@ -76,7 +76,9 @@ pub struct PlacedOrder {
     pub cancel_reason: Option<String>,
     /// Reason of the latest payment failure.
     pub payment_failure: Option<String>,
-    /// How many payment attempts have failed so far.
+    /// How many payment rounds have failed for good so far (one
+    /// `OrderPaymentFailed` each; transient gateway failures within a
+    /// round never reach the order).
     pub payment_failures: u32,
     pub paid_amount: Option<Decimal>,
 }

@@ -7,8 +7,10 @@ use crate::values::{Currency, PaymentMethod};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum PaymentCommand {
-    /// Start payment attempt `attempt`: 1 when the order ships, then the
-    /// attempt of each `OrderPaymentRetryRequested`.
+    /// Start gateway attempt `attempt`: 1 when the order ships, then one
+    /// more after each failure (see [`Payment::attempt_for_round`]).
+    ///
+    /// [`Payment::attempt_for_round`]: super::Payment::attempt_for_round
     Request {
         order_id: Uuid,
         amount: Decimal,

@@ -55,9 +55,28 @@ pub struct Payment {
     pub reference: Option<String>,
     /// The latest failure, if the latest attempt failed.
     pub last_failure: Option<PaymentFailure>,
+    /// Rounds ended by a permanent failure (see the module doc).
+    pub rounds_failed: u32,
 }
 
 impl Payment {
+    /// The gateway attempt to make for payment round `round`, or `None`
+    /// when that round needs nothing more: it failed for good already (a
+    /// redelivered request), or the payment is captured. An attempt
+    /// requested but never answered is asked again under its own number,
+    /// which the gateway takes as its idempotency key.
+    pub fn attempt_for_round(&self, round: u32) -> Option<u32> {
+        if round <= self.rounds_failed {
+            return None;
+        }
+        match self.status {
+            None => Some(1),
+            Some(PaymentStatus::Requested) => Some(self.attempts),
+            Some(PaymentStatus::Failed) => Some(self.attempts.saturating_add(1)),
+            Some(PaymentStatus::Captured | PaymentStatus::Refunded) => None,
+        }
+    }
+
     pub(super) fn evolve(mut self, event: &PaymentEvent) -> Self {
         match event {
             PaymentEvent::Requested {
@@ -85,6 +104,9 @@ impl Payment {
                 reason, retryable, ..
             } => {
                 self.status = Some(PaymentStatus::Failed);
+                if !retryable {
+                    self.rounds_failed = self.rounds_failed.saturating_add(1);
+                }
                 self.last_failure = Some(PaymentFailure {
                     reason: reason.clone(),
                     retryable: *retryable,

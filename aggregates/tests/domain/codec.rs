@@ -44,7 +44,7 @@ fn every_event_round_trips_through_its_stored_form() {
             amount: dec("20.48"),
         },
         OrderEvent::PaymentFailed { reason: "r".into() },
-        OrderEvent::PaymentRetryRequested { attempt: 2 },
+        OrderEvent::PaymentRetryRequested { round: 2 },
     ];
     let inventory = [
         InventoryEvent::Received {
@@ -157,6 +157,23 @@ fn a_stored_order_placed_v1_is_upcast_to_usd() {
         vec![line("SKU-1", 2, "9.99"), line("SKU-2", 1, "0.50")]
     );
     assert_eq!(customer_id, "c-42");
+}
+
+#[test]
+fn a_stored_retry_request_keeps_its_shape_and_reads_as_its_round() {
+    let stored: serde_json::Value = serde_json::from_str(include_str!(
+        "../fixtures/order_payment_retry_requested_v1.json"
+    ))
+    .unwrap();
+    let event = OrderEvent::from_stored(
+        stored["event_type"].as_str().unwrap(),
+        i32::try_from(stored["schema_version"].as_i64().unwrap()).unwrap(),
+        stored["data"].clone(),
+    )
+    .unwrap();
+    assert_eq!(event, OrderEvent::PaymentRetryRequested { round: 2 });
+    assert_eq!(event.schema_version(), 1);
+    assert_eq!(event.to_json(), stored["data"], "written as it was stored");
 }
 
 #[test]

@@ -12,3 +12,4 @@ mod order;
 mod payment;
 mod properties;
 mod reservation;
+mod shipment;

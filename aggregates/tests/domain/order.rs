@@ -362,18 +362,18 @@ fn an_order_that_has_not_shipped_cannot_fail_payment() {
 }
 
 #[test]
-fn retrying_a_failed_payment_returns_to_shipped_with_the_next_attempt() {
+fn retrying_a_failed_payment_returns_to_shipped_asking_for_the_next_round() {
     let state = given::<Order>(payment_failed())
         .when(OrderCommand::RetryPayment)
-        .then([OrderEvent::PaymentRetryRequested { attempt: 2 }]);
+        .then([OrderEvent::PaymentRetryRequested { round: 2 }]);
     assert_eq!(state.status(), Some(Shipped));
 
     let mut events = payment_failed();
-    events.push(OrderEvent::PaymentRetryRequested { attempt: 2 });
+    events.push(OrderEvent::PaymentRetryRequested { round: 2 });
     events.push(OrderEvent::PaymentFailed { reason: "x".into() });
     given::<Order>(events)
         .when(OrderCommand::RetryPayment)
-        .then([OrderEvent::PaymentRetryRequested { attempt: 3 }]);
+        .then([OrderEvent::PaymentRetryRequested { round: 3 }]);
 }
 
 #[test]

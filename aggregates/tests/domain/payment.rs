@@ -258,3 +258,69 @@ fn a_flaky_card_is_captured_on_the_third_attempt() {
     assert_eq!(payment.attempts, 3);
     assert_eq!(payment.reference, Some(format!("sim-{}-3", order_id(1))));
 }
+
+fn declined(attempt: u32) -> PaymentEvent {
+    PaymentEvent::Failed {
+        reason: "declined".into(),
+        retryable: false,
+        attempt,
+    }
+}
+
+#[test]
+fn round_one_starts_with_attempt_one_and_a_transient_failure_leads_to_the_next_attempt() {
+    assert_eq!(Payment::default().attempt_for_round(1), Some(1));
+    let state = given::<Payment>([requested(1), failed(1)]);
+    assert_eq!(state.state().attempt_for_round(1), Some(2));
+}
+
+#[test]
+fn a_retry_after_a_transient_then_a_permanent_failure_makes_the_third_attempt() {
+    // Two gateway attempts, one round failed for good: the order asks for
+    // round 2, which the payment has not honoured yet.
+    let state = given::<Payment>([requested(1), failed(1), requested(2), declined(2)]);
+    assert_eq!(state.state().rounds_failed, 1);
+    assert_eq!(state.state().attempt_for_round(2), Some(3));
+    given::<Payment>([requested(1), failed(1), requested(2), declined(2)])
+        .when(request(3))
+        .then([requested(3)]);
+}
+
+#[test]
+fn a_redelivered_request_for_a_round_that_failed_for_good_makes_no_attempt() {
+    let state = given::<Payment>([requested(1), failed(1), requested(2), declined(2)]);
+    assert_eq!(state.state().attempt_for_round(1), None);
+    let state = given::<Payment>([
+        requested(1),
+        declined(1),
+        requested(2),
+        failed(2),
+        requested(3),
+        declined(3),
+    ]);
+    assert_eq!(state.state().rounds_failed, 2);
+    assert_eq!(state.state().attempt_for_round(1), None);
+    assert_eq!(state.state().attempt_for_round(2), None);
+    assert_eq!(state.state().attempt_for_round(3), Some(4));
+}
+
+#[test]
+fn a_captured_payment_makes_no_attempt_for_any_round() {
+    let state = given::<Payment>([requested(1), failed(1), requested(2), captured()]);
+    for round in 1..=3 {
+        assert_eq!(
+            state.state().attempt_for_round(round),
+            None,
+            "round {round}"
+        );
+    }
+}
+
+#[test]
+fn an_attempt_requested_but_never_answered_is_asked_again_under_its_number() {
+    let state = given::<Payment>([requested(1), declined(1), requested(2)]);
+    assert_eq!(state.state().attempt_for_round(2), Some(2));
+    given::<Payment>([requested(1), declined(1), requested(2)])
+        .when(request(2))
+        .then_nothing();
+}

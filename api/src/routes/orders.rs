@@ -281,7 +281,8 @@ pub async fn cancel_order(
 }
 
 /// Ship a reserved order (manual fulfilment): the order is shipped and its
-/// reservation committed.
+/// reservation committed, in one atomic append. Shipping an order already
+/// shipped changes nothing and answers the same.
 #[utoipa::path(
     post, path = "/orders/{order_id}/ship", tag = "orders",
     params(("order_id" = Uuid, Path)),
@@ -299,18 +300,21 @@ pub async fn ship_order(
 ) -> Result<Json<OrderBody>, ApiError> {
     let order_id = parse_order_id(&id)?;
     let started = std::time::Instant::now();
-    let shipped = projections::reactors::fulfilment::ship_order(
-        state.executor(),
-        order_id,
-        &context(correlation),
-    )
-    .await;
-    crate::metrics::command_executed(
-        "ship_order",
-        if shipped.is_ok() { "ok" } else { "error" },
-        started.elapsed(),
-        0,
-    );
+    let shipped = state
+        .executor()
+        .ship_order(order_id, &context(correlation))
+        .await;
+    let (outcome, events) = match &shipped {
+        Ok(decision) => (
+            "ok",
+            decision.streams().iter().map(|s| s.events.len()).sum(),
+        ),
+        Err(ExecuteError::Domain(_)) => ("refused", 0),
+        Err(_) => ("error", 0),
+    };
+    crate::metrics::command_executed("ship_order", outcome, started.elapsed(), events);
+    // Shipping a shipped order is a no-op: it answers 200 with the order,
+    // like the first time.
     shipped.map_err(order_error)?;
     current_order(&state, order_id, None).await.map(Json)
 }

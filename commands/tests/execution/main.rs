@@ -5,4 +5,5 @@ mod concurrency;
 mod execute;
 mod helpers;
 mod reservations;
+mod shipping;
 mod snapshots;

@@ -1,40 +1,19 @@
-//! Shipping: the order is marked shipped and its reservation committed
-//! (the stock leaves on hand). Automatic on OrderReserved in `auto`
-//! fulfilment; `POST /orders/{id}/ship` calls [`ship_order`] in `manual`.
+//! Shipping: automatic on OrderReserved in `auto` fulfilment (in `manual`,
+//! `POST /orders/{id}/ship` does the same). The order is marked shipped and
+//! its reservation committed (the stock leaves on hand) in one atomic
+//! append, by [`CommandExecutor::ship_order`].
 
 use async_trait::async_trait;
-use commands::{CommandContext, CommandExecutor, ExecuteError, ReservationChange};
+use commands::{CommandExecutor, ExecuteError};
 use event_store::RecordedEvent;
-use uuid::Uuid;
 
-use aggregates::order::{Order, OrderCommand, OrderError, OrderEvent, OrderStatus};
-use aggregates::stream_id;
+use aggregates::order::{OrderError, OrderEvent, OrderStatus};
 
 use super::{context_for, failed, id_in_stream};
 use crate::read_models::decode;
 use crate::{HandlerError, Reactor};
 
 pub const NAME: &str = "fulfilment-reactor";
-
-/// Ships a reserved order: `OrderShipped`, then the reservation committed.
-///
-/// The order goes first so that a cancelled order is never committed; a
-/// crash between the two is mended by running this again (shipping an
-/// order already shipped is a no-op, committing goes through).
-pub async fn ship_order(
-    executor: &CommandExecutor,
-    order_id: Uuid,
-    context: &CommandContext,
-) -> Result<(), ExecuteError<OrderError>> {
-    executor
-        .execute::<Order>(&stream_id::<Order>(order_id), &OrderCommand::Ship, context)
-        .await?;
-    executor
-        .change_reservation(order_id, &ReservationChange::Commit, context)
-        .await
-        .map_err(ExecuteError::domain_as_inconsistent)?;
-    Ok(())
-}
 
 pub struct FulfilmentReactor {
     pub executor: CommandExecutor,
@@ -58,12 +37,16 @@ impl Reactor for FulfilmentReactor {
             return Ok(());
         };
         let order_id = id_in_stream(event, "order")?;
-        match ship_order(&self.executor, order_id, &context_for(NAME, event)).await {
+        match self
+            .executor
+            .ship_order(order_id, &context_for(NAME, event))
+            .await
+        {
             // Cancelled between reservation and shipping: nothing to ship.
             Err(ExecuteError::Domain(OrderError::CannotShip {
                 status: OrderStatus::Cancelled,
             })) => Ok(()),
-            outcome => outcome.map_err(failed),
+            outcome => outcome.map(|_| ()).map_err(failed),
         }
     }
 }

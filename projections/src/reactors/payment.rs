@@ -1,9 +1,15 @@
 //! OrderShipped (or a payment retry) -> capture through the gateway ->
 //! PaymentCaptured or PaymentFailed.
 //!
+//! OrderShipped asks for payment round 1, OrderPaymentRetryRequested for
+//! the round it names; the payment decides which gateway attempt that
+//! means ([`Payment::attempt_for_round`]), so a redelivered request for a
+//! round already settled captures nothing and fails nothing again.
+//!
 //! A transient gateway failure is recorded (retryable) and returned as an
-//! error, so the runtime retries the event with backoff; the retry starts
-//! the next attempt. A permanent failure is final and reaches the order.
+//! error, so the runtime retries the event with backoff; the retry makes
+//! the round's next attempt. A permanent failure ends the round and
+//! reaches the order.
 
 use std::sync::Arc;
 
@@ -13,7 +19,7 @@ use event_store::RecordedEvent;
 use uuid::Uuid;
 
 use aggregates::order::{Order, OrderEvent};
-use aggregates::payment::{GatewayOutcome, Payment, PaymentCommand, PaymentStatus};
+use aggregates::payment::{GatewayOutcome, Payment, PaymentCommand};
 use aggregates::stream_id;
 
 use super::{context_for, failed, id_in_stream};
@@ -42,14 +48,13 @@ impl Reactor for PaymentReactor {
         if event.category() != "order" {
             return Ok(());
         }
-        let requested_attempt = match decode::<OrderEvent>(event)? {
+        let round = match decode::<OrderEvent>(event)? {
             OrderEvent::Shipped {} => 1,
-            OrderEvent::PaymentRetryRequested { attempt } => attempt,
+            OrderEvent::PaymentRetryRequested { round } => round,
             _ => return Ok(()),
         };
         let order_id = id_in_stream(event, "order")?;
-        self.pay(order_id, requested_attempt, &context_for(NAME, event))
-            .await
+        self.pay(order_id, round, &context_for(NAME, event)).await
     }
 }
 
@@ -57,7 +62,7 @@ impl PaymentReactor {
     async fn pay(
         &self,
         order_id: Uuid,
-        requested_attempt: u32,
+        round: u32,
         context: &CommandContext,
     ) -> Result<(), HandlerError> {
         let order = self
@@ -76,24 +81,8 @@ impl PaymentReactor {
             .load::<Payment>(&stream)
             .await
             .map_err(failed)?;
-        // The attempt to make now. A redelivery of the same event (after a
-        // crash, or the runtime's retry of a transient failure) must not
-        // capture twice nor repeat a permanent failure.
-        let state = &payment.state;
-        let attempt = match state.status {
-            None => 1,
-            Some(PaymentStatus::Captured | PaymentStatus::Refunded) => return Ok(()),
-            // Requested but no outcome recorded: ask the gateway again for
-            // the same attempt (idempotent on its side).
-            Some(PaymentStatus::Requested) => state.attempts,
-            Some(PaymentStatus::Failed) => {
-                let retryable = state.last_failure.as_ref().is_some_and(|f| f.retryable);
-                if retryable || requested_attempt > state.attempts {
-                    state.attempts + 1
-                } else {
-                    return Ok(());
-                }
-            }
+        let Some(attempt) = payment.state.attempt_for_round(round) else {
+            return Ok(());
         };
         let request = PaymentCommand::Request {
             order_id,

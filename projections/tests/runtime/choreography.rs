@@ -1,11 +1,16 @@
 //! The whole order -> reserve -> ship -> pay flow, for each path.
 
+use std::sync::{Arc, Mutex};
+
 use aggregates::order::{Order, OrderCommand, OrderError, OrderStatus};
+use aggregates::payment::GatewayOutcome;
 use aggregates::stream_id;
 use aggregates::values::PaymentMethod;
+use async_trait::async_trait;
 use commands::ExecuteError;
 use event_store::{LogCursor, StreamRead};
-use projections::reactors::fulfilment::ship_order;
+use projections::gateway::{CaptureRequest, PaymentGateway};
+use projections::operations::request_reset;
 use projections::read_models::{orders, payments, stock};
 use projections::runtime::{Fulfilment, RuntimeOptions};
 
@@ -144,7 +149,8 @@ async fn cancelling_after_shipping_is_refused() {
     let runtime = app.start(manual());
     let order_id = app.place(&[("SKU-1", 1)], PaymentMethod::CardOk).await;
     app.wait_for_status(order_id, OrderStatus::Reserved).await;
-    ship_order(&app.executor, order_id, &request())
+    app.executor
+        .ship_order(order_id, &request())
         .await
         .expect("ship");
     app.wait_for_status(order_id, OrderStatus::Paid).await;
@@ -199,5 +205,132 @@ async fn a_flaky_card_is_retried_and_captured_exactly_once() {
         "two transient failures first"
     );
     assert_eq!(app.count_events("OrderPaid").await, 1);
+    runtime.shutdown().await;
+}
+
+/// Resets the payment reactor to the start of the log and waits until it
+/// has handled everything again.
+async fn redeliver_to_the_payment_reactor(app: &TestApp) {
+    request_reset(&app.store, projections::reactors::payment::NAME, 0)
+        .await
+        .expect("reset");
+    wait_until("the reset is carried out", || async {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT NOT EXISTS (SELECT FROM subscription_requests WHERE done_at IS NULL)",
+        )
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap_or(false)
+    })
+    .await;
+    app.wait_until_idle().await;
+}
+
+/// A gateway that answers each attempt number from a script (captures
+/// past its end) and records every attempt it was asked.
+struct ScriptedGateway {
+    script: Vec<GatewayOutcome>,
+    asked: Mutex<Vec<u32>>,
+}
+
+impl ScriptedGateway {
+    fn new(script: Vec<GatewayOutcome>) -> Arc<Self> {
+        Arc::new(ScriptedGateway {
+            script,
+            asked: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn asked(&self) -> Vec<u32> {
+        self.asked.lock().expect("not poisoned").clone()
+    }
+}
+
+#[async_trait]
+impl PaymentGateway for ScriptedGateway {
+    async fn capture(&self, request: &CaptureRequest) -> GatewayOutcome {
+        self.asked
+            .lock()
+            .expect("not poisoned")
+            .push(request.attempt);
+        usize::try_from(request.attempt)
+            .ok()
+            .and_then(|attempt| self.script.get(attempt.wrapping_sub(1)))
+            .copied()
+            .unwrap_or(GatewayOutcome::Captured)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_a_transient_then_a_permanent_failure_is_paid_with_one_capture() {
+    let app = TestApp::new().await;
+    app.receive("SKU-1", "main", 5).await;
+    let gateway = ScriptedGateway::new(vec![
+        GatewayOutcome::TransientFailure,
+        GatewayOutcome::PermanentFailure,
+    ]);
+    let runtime = app.start(RuntimeOptions {
+        gateway: gateway.clone(),
+        ..TestApp::fast_options()
+    });
+    let order_id = app.place(&[("SKU-1", 1)], PaymentMethod::CardOk).await;
+    // Two gateway attempts, one failure the order knows of.
+    app.wait_for_status(order_id, OrderStatus::PaymentFailed)
+        .await;
+    assert_eq!(app.count_events("PaymentFailed").await, 2);
+    assert_eq!(app.count_events("OrderPaymentFailed").await, 1);
+
+    app.executor
+        .execute::<Order>(
+            &stream_id::<Order>(order_id),
+            &OrderCommand::RetryPayment,
+            &request(),
+        )
+        .await
+        .expect("retry");
+    app.wait_for_status(order_id, OrderStatus::Paid).await;
+    app.wait_until_idle().await;
+    assert_eq!(app.count_events("PaymentCaptured").await, 1);
+    assert_eq!(app.count_events("OrderPaid").await, 1);
+    assert_eq!(gateway.asked(), [1, 2, 3]);
+
+    // Redelivering the shipment and the retry request (the payment reactor
+    // from the start of the log) asks the gateway nothing more.
+    let events_before: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(app.store.pool())
+        .await
+        .expect("count");
+    redeliver_to_the_payment_reactor(&app).await;
+    let events_after: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(app.store.pool())
+        .await
+        .expect("count");
+    assert_eq!(events_after, events_before);
+    assert_eq!(gateway.asked(), [1, 2, 3]);
+    assert_eq!(app.status(order_id).await, Some(OrderStatus::Paid));
+    runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_shipment_after_a_permanent_failure_neither_pays_nor_fails_again() {
+    let app = TestApp::new().await;
+    app.receive("SKU-1", "main", 5).await;
+    let gateway = ScriptedGateway::new(vec![
+        GatewayOutcome::TransientFailure,
+        GatewayOutcome::PermanentFailure,
+    ]);
+    let runtime = app.start(RuntimeOptions {
+        gateway: gateway.clone(),
+        ..TestApp::fast_options()
+    });
+    let order_id = app.place(&[("SKU-1", 1)], PaymentMethod::CardOk).await;
+    app.wait_for_status(order_id, OrderStatus::PaymentFailed)
+        .await;
+    app.wait_until_idle().await;
+    redeliver_to_the_payment_reactor(&app).await;
+    assert_eq!(gateway.asked(), [1, 2]);
+    assert_eq!(app.count_events("PaymentFailed").await, 2);
+    assert_eq!(app.count_events("OrderPaymentFailed").await, 1);
+    assert_eq!(app.status(order_id).await, Some(OrderStatus::PaymentFailed));
     runtime.shutdown().await;
 }
