@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use commands::{CommandExecutor, ExecuteError};
 use event_store::RecordedEvent;
 
-use aggregates::order::{OrderError, OrderEvent, OrderStatus};
+use aggregates::order::{Order, OrderError, OrderEvent, OrderStatus};
+use aggregates::Aggregate;
 
 use super::{context_for, failed, id_in_stream};
 use crate::read_models::decode;
@@ -26,17 +27,17 @@ impl Reactor for FulfilmentReactor {
     }
 
     fn category(&self) -> Option<&'static str> {
-        Some("order")
+        Some(Order::CATEGORY)
     }
 
     async fn react(&self, event: &RecordedEvent) -> Result<(), HandlerError> {
-        if event.category() != "order" || event.event_type != "OrderReserved" {
+        if event.category() != Order::CATEGORY || event.event_type != "OrderReserved" {
             return Ok(());
         }
         let OrderEvent::Reserved {} = decode::<OrderEvent>(event)? else {
             return Ok(());
         };
-        let order_id = id_in_stream(event, "order")?;
+        let order_id = id_in_stream(event, Order::CATEGORY)?;
         match self
             .executor
             .ship_order(order_id, &context_for(NAME, event))

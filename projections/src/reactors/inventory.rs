@@ -4,7 +4,8 @@ use async_trait::async_trait;
 use commands::{CommandExecutor, ReservationChange};
 use event_store::RecordedEvent;
 
-use aggregates::order::OrderEvent;
+use aggregates::order::{Order, OrderEvent};
+use aggregates::Aggregate;
 
 use super::{context_for, failed, id_in_stream};
 use crate::read_models::decode;
@@ -23,11 +24,11 @@ impl Reactor for InventoryReactor {
     }
 
     fn category(&self) -> Option<&'static str> {
-        Some("order")
+        Some(Order::CATEGORY)
     }
 
     async fn react(&self, event: &RecordedEvent) -> Result<(), HandlerError> {
-        if event.category() != "order" {
+        if event.category() != Order::CATEGORY {
             return Ok(());
         }
         let change = match decode::<OrderEvent>(event)? {
@@ -35,7 +36,7 @@ impl Reactor for InventoryReactor {
             OrderEvent::Cancelled { .. } => ReservationChange::Release,
             _ => return Ok(()),
         };
-        let order_id = id_in_stream(event, "order")?;
+        let order_id = id_in_stream(event, Order::CATEGORY)?;
         self.executor
             .change_reservation(order_id, &change, &context_for(NAME, event))
             .await

@@ -21,6 +21,7 @@ use uuid::Uuid;
 use aggregates::order::{Order, OrderEvent};
 use aggregates::payment::{GatewayOutcome, Payment, PaymentCommand};
 use aggregates::stream_id;
+use aggregates::Aggregate;
 
 use super::{context_for, failed, id_in_stream};
 use crate::gateway::{CaptureRequest, PaymentGateway};
@@ -41,11 +42,11 @@ impl Reactor for PaymentReactor {
     }
 
     fn category(&self) -> Option<&'static str> {
-        Some("order")
+        Some(Order::CATEGORY)
     }
 
     async fn react(&self, event: &RecordedEvent) -> Result<(), HandlerError> {
-        if event.category() != "order" {
+        if event.category() != Order::CATEGORY {
             return Ok(());
         }
         let round = match decode::<OrderEvent>(event)? {
@@ -53,7 +54,7 @@ impl Reactor for PaymentReactor {
             OrderEvent::PaymentRetryRequested { round } => round,
             _ => return Ok(()),
         };
-        let order_id = id_in_stream(event, "order")?;
+        let order_id = id_in_stream(event, Order::CATEGORY)?;
         self.pay(order_id, round, &context_for(NAME, event)).await
     }
 }
