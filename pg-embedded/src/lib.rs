@@ -13,10 +13,12 @@
 //! data directory across runs, which `serve` needs) and panics on failures,
 //! so this crate does the little it needs by hand.
 
+mod backup;
 mod cluster;
 mod error;
 mod test_database;
 
+pub use backup::{advance_transaction_ids, dump_and_restore};
 pub use cluster::{client_program, Cluster, ClusterOptions};
 pub use error::EmbeddedError;
 pub use test_database::TestDatabase;

@@ -4,8 +4,6 @@
 //! payment is captured twice.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use event_store::MIGRATOR;
@@ -14,6 +12,7 @@ use pg_embedded::TestDatabase;
 use serde_json::Value;
 
 use crate::helpers::{order_body, ADMIN_TOKEN, PATIENCE};
+use crate::served::Server;
 
 /// Final order states of API.md's choreography (nothing is cancelled here).
 const FINAL: [&str; 3] = ["paid", "rejected", "payment_failed"];
@@ -30,91 +29,6 @@ const MILESTONES: [&str; 7] = [
 ];
 /// Stock received per SKU: enough for some orders, not all.
 const RECEIVED: [(&str, i64); 2] = [("CRASH-A", 30), ("CRASH-B", 12)];
-
-/// `orderstream serve` as a child process; killed (SIGKILL) and reaped on
-/// drop, so a failing assertion never leaks a server.
-struct Server {
-    child: Child,
-    base: String,
-    log: PathBuf,
-}
-
-impl Server {
-    /// Starts the binary on a free port against `database_url` and waits
-    /// until `GET /ready` answers 200.
-    async fn start(database_url: &str, client: &reqwest::Client, label: &str) -> Server {
-        let port = free_port();
-        let log = std::env::temp_dir().join(format!(
-            "orderstream-crash-{}-{label}.log",
-            uuid::Uuid::new_v4().simple()
-        ));
-        let log_file = std::fs::File::create(&log).expect("create the server log");
-        let child = Command::new(env!("CARGO_BIN_EXE_orderstream"))
-            .arg("serve")
-            .env("DATABASE_URL", database_url)
-            .env("ORDERSTREAM_BIND", format!("127.0.0.1:{port}"))
-            .env("ORDERSTREAM_FULFILLMENT", "auto")
-            .env("ORDERSTREAM_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .expect("spawn orderstream serve");
-        let mut server = Server {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            log,
-        };
-        server.wait_ready(client).await;
-        server
-    }
-
-    async fn wait_ready(&mut self, client: &reqwest::Client) {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "orderstream serve exited with {status} before it was ready; log: {}",
-                    self.log.display()
-                );
-            }
-            let ready = client.get(self.url("/ready")).send().await;
-            if ready.is_ok_and(|response| response.status() == 200) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "orderstream serve was not ready within {PATIENCE:?}; log: {}",
-                self.log.display()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// SIGKILL: no graceful shutdown, no final checkpoint.
-    fn kill(&mut self) {
-        self.child.kill().expect("SIGKILL the server");
-        self.child.wait().expect("reap the server");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A port nobody listens on right now (bound on port 0, then released).
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    listener.local_addr().expect("local address").port()
-}
 
 /// Order `i`: one unit of `CRASH-A`, every other order also two of
 /// `CRASH-B`; every tenth is declined, every seventh flaky.
@@ -208,7 +122,7 @@ async fn a_server_killed_with_orders_in_flight_finishes_them_after_a_restart_wit
         assert!(
             Instant::now() < deadline,
             "no order was paid before the kill; log: {}",
-            first.log.display()
+            first.log().display()
         );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
@@ -246,7 +160,7 @@ async fn a_server_killed_with_orders_in_flight_finishes_them_after_a_restart_wit
             assert!(
                 Instant::now() < deadline,
                 "order {order_id} (#{i}) is still {status} after the restart; log: {}",
-                second.log.display()
+                second.log().display()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -338,7 +252,7 @@ async fn a_server_killed_with_orders_in_flight_finishes_them_after_a_restart_wit
     }
     assert_eq!(captured.len(), count("paid"), "captures: {captured:?}");
 
-    let logs = [first.log.clone(), second.log.clone()];
+    let logs = [first.log().to_path_buf(), second.log().to_path_buf()];
     drop(second);
     drop(first);
     for log in logs {

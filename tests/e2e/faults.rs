@@ -28,6 +28,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 
 use crate::helpers::{order_body, ADMIN_TOKEN};
+use crate::served::free_port;
 
 /// Orders released to the clients per step of the fault sequence: a fault
 /// is injected once half of them are acknowledged, with the other half
@@ -229,12 +230,6 @@ impl Drop for Process {
             let _ = child.wait();
         }
     }
-}
-
-/// A port nobody listens on right now (bound on port 0, then released).
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    listener.local_addr().expect("local address").port()
 }
 
 /// HTTP to the API process, counting every 5xx answer other than 503.

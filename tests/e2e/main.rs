@@ -14,5 +14,7 @@ mod operations;
 mod orders;
 mod properties;
 mod quick_tour;
+mod restore;
+mod served;
 mod service;
 mod shipping;

@@ -2,11 +2,9 @@
 //! the shared test cluster, restored with `psql` into a fresh cluster whose
 //! transaction ids start low, then opened by a store as `serve` would.
 
-use std::process::{Command, Stdio};
-
 use event_store::{EventStore, ExpectedVersion, LogCursor, StoreOptions, StreamAppend};
 use futures::StreamExt;
-use pg_embedded::{client_program, Cluster, ClusterOptions};
+use pg_embedded::{advance_transaction_ids, dump_and_restore, Cluster, ClusterOptions};
 use sqlx::PgPool;
 
 use crate::helpers::{all_visible, event, label, new_store};
@@ -17,62 +15,14 @@ use crate::helpers::{all_visible, event, label, new_store};
 /// as any dump of a cluster that has run for a while does.
 const SOURCE_IDS_AT_LEAST: i64 = 20_000;
 
-async fn burn_transaction_ids_up_to(pool: &PgPool, target: i64) {
-    let mut connection = pool.acquire().await.expect("connection");
-    sqlx::query("CREATE TEMP TABLE burn (n int)")
-        .execute(&mut *connection)
-        .await
-        .expect("temp table");
-    // Each block with an exception handler is a subtransaction, and each
-    // that writes takes an id of its own: thousands in one round trip.
-    sqlx::query(&format!(
-        "DO $$ BEGIN \
-           FOR i IN 1 .. {target} - pg_snapshot_xmax(pg_current_snapshot())::text::bigint LOOP \
-             BEGIN INSERT INTO burn VALUES (i); EXCEPTION WHEN OTHERS THEN NULL; END; \
-           END LOOP; \
-         END $$"
-    ))
-    .execute(&mut *connection)
-    .await
-    .expect("burn transaction ids");
-    sqlx::query("DROP TABLE burn")
-        .execute(&mut *connection)
-        .await
-        .expect("drop temp table");
-}
-
-/// `pg_dump source | psql target`, stopping at the first error.
-fn dump_and_restore(source_url: &str, target_url: &str) {
-    let mut dump = Command::new(client_program("pg_dump").expect("pg_dump"))
-        .args(["--dbname", source_url])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start pg_dump");
-    let dumped = dump.stdout.take().expect("pg_dump's output");
-    let restore = Command::new(client_program("psql").expect("psql"))
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction"])
-        .args(["--dbname", target_url])
-        .stdin(dumped)
-        .stdout(Stdio::null())
-        .output()
-        .expect("run psql");
-    assert!(
-        dump.wait().expect("pg_dump ends").success(),
-        "pg_dump failed"
-    );
-    assert!(
-        restore.status.success(),
-        "psql failed: {}",
-        String::from_utf8_lossy(&restore.stderr)
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_restored_into_a_fresh_cluster_keeps_its_log_order_and_flows_on() {
     // The source: events from several transactions and both append paths,
     // and a subscription's checkpoint part-way through.
     let (source_db, source) = new_store().await;
-    burn_transaction_ids_up_to(source.pool(), SOURCE_IDS_AT_LEAST).await;
+    advance_transaction_ids(source.pool(), SOURCE_IDS_AT_LEAST)
+        .await
+        .expect("advance transaction ids");
     source
         .append_to_stream("order-1", ExpectedVersion::NoStream, vec![event("o1")])
         .await
@@ -134,6 +84,7 @@ async fn a_database_restored_into_a_fresh_cluster_keeps_its_log_order_and_flows_
     let restore_to = target_url.clone();
     tokio::task::spawn_blocking(move || dump_and_restore(&source_url, &restore_to))
         .await
+        .expect("task")
         .expect("dump and restore");
 
     // The scenario is real: the stored ids are beyond the new cluster's.

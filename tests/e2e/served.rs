@@ -1,0 +1,98 @@
+//! `orderstream serve`, the real binary, as a child process of a test: for
+//! tests that kill it, restart it or point it at a restored database.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::{ADMIN_TOKEN, PATIENCE};
+
+/// `orderstream serve` as a child process; killed (SIGKILL) and reaped on
+/// drop, so a failing assertion never leaks a server.
+pub struct Server {
+    child: Child,
+    base: String,
+    log: PathBuf,
+}
+
+impl Server {
+    /// Starts the binary on a free port against `database_url` and waits
+    /// until `GET /ready` answers 200.
+    pub async fn start(database_url: &str, client: &reqwest::Client, label: &str) -> Server {
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!(
+            "orderstream-serve-{}-{label}.log",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let log_file = std::fs::File::create(&log).expect("create the server log");
+        let child = Command::new(env!("CARGO_BIN_EXE_orderstream"))
+            .arg("serve")
+            .env("DATABASE_URL", database_url)
+            .env("ORDERSTREAM_BIND", format!("127.0.0.1:{port}"))
+            .env("ORDERSTREAM_FULFILLMENT", "auto")
+            .env("ORDERSTREAM_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn orderstream serve");
+        let mut server = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        server.wait_ready(client).await;
+        server
+    }
+
+    async fn wait_ready(&mut self, client: &reqwest::Client) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "orderstream serve exited with {status} before it was ready; log: {}",
+                    self.log.display()
+                );
+            }
+            let ready = client.get(self.url("/ready")).send().await;
+            if ready.is_ok_and(|response| response.status() == 200) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "orderstream serve was not ready within {PATIENCE:?}; log: {}",
+                self.log.display()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The server's standard error, kept for a failing test's message.
+    pub fn log(&self) -> &std::path::Path {
+        &self.log
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// SIGKILL: no graceful shutdown, no final checkpoint.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL the server");
+        self.child.wait().expect("reap the server");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port nobody listens on right now (bound on port 0, then released).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    listener.local_addr().expect("local address").port()
+}
