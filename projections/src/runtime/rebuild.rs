@@ -15,6 +15,11 @@
 //! rebuild connection's `search_path` at the new schema is all it takes to
 //! write there. The connection is dedicated: no statement prepared against
 //! the live tables is ever reused for the new ones.
+//!
+//! Creating, dropping and moving the tables is done by two `SECURITY
+//! DEFINER` functions (`rebuild_prepare`, `rebuild_swap`) for the tables a
+//! migration listed as rebuildable, so the same code runs as the owner or
+//! as the service's least-privilege role, which has no DDL rights.
 
 use std::time::Duration;
 
@@ -31,32 +36,25 @@ use crate::Projection;
 const SWAP_LOCK_TIMEOUT: &str = "1s";
 const SWAP_ATTEMPTS: u32 = 10;
 
-fn schema_of(projection: &dyn Projection) -> String {
-    format!("rebuild_{}", projection.name())
-}
-
 /// Creates empty copies of the projection's tables and returns a
 /// connection that writes to them.
+///
+/// The copies are made by `rebuild_prepare`, a `SECURITY DEFINER` function
+/// owned by the migrations' owner (see the migration
+/// `20261201000013_app_role_privileges.sql`): the service's role has no
+/// right to create tables itself.
 pub(crate) async fn prepare(
     store: &EventStore,
     projection: &dyn Projection,
 ) -> Result<PgConnection, RuntimeError> {
-    let schema = schema_of(projection);
     let mut connection = PgConnection::connect_with(&store.pool().connect_options()).await?;
-    sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        .execute(&mut connection)
+    let schema: String = sqlx::query_scalar("SELECT rebuild_prepare($1, $2)")
+        .bind(projection.name())
+        .bind(projection.tables())
+        .fetch_one(&mut connection)
         .await?;
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&mut connection)
-        .await?;
-    for table in projection.tables() {
-        sqlx::query(&format!(
-            "CREATE TABLE {schema}.{table} (LIKE public.{table} INCLUDING ALL)"
-        ))
-        .execute(&mut connection)
-        .await?;
-    }
-    sqlx::query(&format!("SET search_path TO {schema}, public"))
+    sqlx::query("SELECT set_config('search_path', quote_ident($1) || ', public', false)")
+        .bind(&schema)
         .execute(&mut connection)
         .await?;
     Ok(connection)
@@ -194,33 +192,20 @@ async fn swap_once(
     connection: &mut PgConnection,
     cursor: LogCursor,
 ) -> Result<LogCursor, RuntimeError> {
-    let schema = schema_of(projection);
     let mut transaction = connection.begin().await?;
     sqlx::query(&format!("SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}'"))
         .execute(&mut *transaction)
         .await?;
     // First: proves this worker still owns the subscription.
     lease.confirm(&mut *transaction).await?;
-    for table in projection.tables() {
-        sqlx::query(&format!(
-            "LOCK TABLE public.{table} IN ACCESS EXCLUSIVE MODE"
-        ))
-        .execute(&mut *transaction)
-        .await?;
-    }
     // Events committed since the catch-up just before are not applied
     // here, under the locks: the live worker, paused now, resumes from
-    // `cursor` and applies them to the new tables.
-    for table in projection.tables() {
-        for statement in [
-            format!("DROP TABLE public.{table}"),
-            format!("ALTER TABLE {schema}.{table} SET SCHEMA public"),
-            format!("GRANT SELECT, INSERT, UPDATE, DELETE ON public.{table} TO orderstream_app"),
-        ] {
-            sqlx::query(&statement).execute(&mut *transaction).await?;
-        }
-    }
-    sqlx::query(&format!("DROP SCHEMA {schema}"))
+    // `cursor` and applies them to the new tables. The locks, the drop and
+    // the move are `rebuild_swap`'s (SECURITY DEFINER, like
+    // `rebuild_prepare`).
+    sqlx::query("SELECT rebuild_swap($1, $2)")
+        .bind(projection.name())
+        .bind(projection.tables())
         .execute(&mut *transaction)
         .await?;
     // Everything up to `cursor` is now in the model, parked events included.
