@@ -117,8 +117,15 @@ pub fn fast_runtime(fulfilment: Fulfilment) -> RuntimeOptions {
 impl TestServer {
     pub async fn start(options: Options) -> TestServer {
         let database = TestDatabase::new(&MIGRATOR).await.expect("test database");
+        let url = database.url().to_owned();
+        TestServer::start_on(database, &url, options).await
+    }
+
+    /// A server on `database` that connects with `url`: another role's, to
+    /// run the service as that role.
+    pub async fn start_on(database: TestDatabase, url: &str, options: Options) -> TestServer {
         let store = EventStore::connect(
-            database.url(),
+            url,
             &StoreOptions {
                 max_connections: 30,
                 ..StoreOptions::default()
@@ -155,7 +162,8 @@ impl TestServer {
         }
     }
 
-    /// The database this server runs on, for the command line.
+    /// The database this server runs on, for the command line (the
+    /// owner's URL, also when the server connects as another role).
     pub fn database_url(&self) -> &str {
         self._database.url()
     }

@@ -10,6 +10,7 @@ mod faults;
 mod helpers;
 mod idempotency;
 mod inventory;
+mod least_privilege;
 mod operations;
 mod orders;
 mod properties;
