@@ -12,7 +12,7 @@ use reqwest::Method;
 use serde_json::json;
 use sqlx::PgPool;
 
-use crate::helpers::{wait_until, Options, TestServer};
+use crate::helpers::{order_body, wait_until, Options, TestServer};
 
 const PASSWORD: &str = "service-password";
 const READ_MODELS: [&str; 3] = ["orders", "stock", "payments"];
@@ -192,6 +192,31 @@ async fn the_service_runs_orders_rebuilds_and_resets_as_the_app_role_which_canno
         orders.push(server.place(&lines, "card_ok").await);
     }
     let declined = server.place(&[("SKU-1", 1)], "card_declined").await;
+    // An idempotent placement stores its key; its repeat finds it.
+    let keyed = order_body(&[("SKU-2", 1)], "card_ok");
+    let mut keyed_ids = Vec::new();
+    for _ in 0..2 {
+        let request = server
+            .client
+            .post(server.url("/orders"))
+            .header("Idempotency-Key", "least-privilege-1")
+            .json(&keyed);
+        let answer = server.send(request).await;
+        assert!(
+            answer.status.is_success(),
+            "{}: {}",
+            answer.status,
+            answer.text
+        );
+        keyed_ids.push(
+            answer.body["order_id"]
+                .as_str()
+                .expect("order_id")
+                .to_owned(),
+        );
+    }
+    assert_eq!(keyed_ids[0], keyed_ids[1], "the repeat gets the same order");
+    orders.push(keyed_ids[0].clone());
     for order_id in &orders {
         server.wait_for_status(order_id, "paid").await;
     }
@@ -254,6 +279,40 @@ async fn the_service_runs_orders_rebuilds_and_resets_as_the_app_role_which_canno
         read_models(&app).await,
         live,
         "the read models after a reset"
+    );
+
+    // Replaying parked events (none here) is carried out too.
+    server
+        .admin(Method::POST, "/subscriptions/orders/parked/replay", None)
+        .await
+        .expect(202);
+    let replayed = outcomes_of(&server, "replay_parked", 1).await;
+    assert_eq!(replayed, ["replayed"]);
+    server
+        .admin(Method::GET, "/subscriptions/orders/parked", None)
+        .await
+        .expect(200);
+
+    // The command line as the app role: a rebuild, waited for.
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_orderstream"))
+        .args(["projections", "rebuild", "stock"])
+        .env("DATABASE_URL", &url)
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("run orderstream projections rebuild");
+    assert!(
+        output.status.success(),
+        "exit status {}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    wait_until_caught_up(&server).await;
+    assert_eq!(
+        read_models(&app).await,
+        live,
+        "after the command line's rebuild"
     );
 
     // The swapped-in tables kept the service's privileges.
