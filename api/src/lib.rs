@@ -15,10 +15,12 @@ mod dto;
 mod error;
 mod extract;
 mod idempotency;
+mod limits;
 mod metrics;
 mod observe;
 mod openapi;
 mod routes;
+mod server;
 mod state;
 
 use std::future::Future;
@@ -34,12 +36,16 @@ use tower_http::catch_panic::CatchPanicLayer;
 pub use dto::*;
 pub use error::{ApiError, Problem, PROBLEM_JSON};
 pub use openapi::ApiDoc;
-pub use state::{ApiConfig, AppState};
+pub use state::{
+    ApiConfig, AppState, ConfigError, HEADER_TIMEOUT_VAR, MAX_CONCURRENT_REQUESTS_VAR,
+    REQUEST_TIMEOUT_VAR, SHUTDOWN_GRACE_VAR,
+};
 
 use routes::{audit, inventory, operations, orders, service};
 
 /// Every route of `API.md`, with the middleware: correlation id, tracing,
-/// metrics, the 1 MiB body limit and problem+json for every error.
+/// metrics, the request timeout and the bound on requests in flight, the
+/// 1 MiB body limit and problem+json for every error.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/inventory/{sku}", get(inventory::stock_level))
@@ -79,6 +85,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(CatchPanicLayer::custom(panicked))
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::limit,
+        ))
         .layer(axum::middleware::from_fn(observe::observe))
         .with_state(state)
 }
@@ -96,16 +106,19 @@ fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     )
 }
 
-/// Serves the API on `listener` until `shutdown` resolves, then finishes
-/// the requests in flight and returns.
+/// Serves the API on `listener` until `shutdown` resolves, then lets the
+/// requests in flight finish for at most the configured grace period,
+/// closes every connection and returns.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = server::ConnectionLimits {
+        header_read_timeout: state.limits().header_read_timeout,
+        shutdown_grace: state.limits().shutdown_grace,
+    };
+    server::serve(listener, router(state), limits, shutdown).await
 }
 
 #[cfg(test)]
@@ -132,6 +145,7 @@ mod tests {
             executor,
             ApiConfig {
                 admin_token: admin_token.map(str::to_owned),
+                ..ApiConfig::default()
             },
         ))
     }
