@@ -247,3 +247,62 @@ impl From<OperationsError> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Real refusals from PostgreSQL, as the API words them.
+
+    use event_store::MIGRATOR;
+    use http_body_util::BodyExt;
+    use pg_embedded::TestDatabase;
+
+    use super::*;
+
+    async fn detail_of(error: ApiError) -> (StatusCode, String) {
+        let response = error.into_response();
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).expect("problem json");
+        (status, body["detail"].as_str().unwrap_or("").to_owned())
+    }
+
+    #[tokio::test]
+    async fn database_refusals_are_told_in_the_projects_words() {
+        let database = TestDatabase::new(&MIGRATOR).await.expect("test database");
+        let pool = sqlx::PgPool::connect(database.url())
+            .await
+            .expect("connect");
+
+        let overflow = sqlx::query("SELECT 9223372036854775807::bigint + 1")
+            .execute(&pool)
+            .await
+            .expect_err("bigint out of range");
+        let (status, detail) = detail_of(overflow.into()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            detail,
+            "a number of this request is out of the range that can be stored"
+        );
+
+        let insert_key = || {
+            sqlx::query(
+                "INSERT INTO idempotency_keys (key, request_hash, order_id) \
+                 VALUES ('k', '\\x00', gen_random_uuid())",
+            )
+            .execute(&pool)
+        };
+        insert_key().await.expect("first insert");
+        let duplicate = insert_key().await.expect_err("unique violation");
+        let (status, detail) = detail_of(duplicate.into()).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(
+            detail,
+            "another request claimed this Idempotency-Key at the same time; retry"
+        );
+    }
+}
