@@ -160,6 +160,28 @@ async fn slow_header_clients_are_closed_after_the_header_timeout() {
 }
 
 #[tokio::test]
+async fn idle_kept_alive_connections_are_closed_after_the_header_timeout() {
+    let api = Api::start(ApiConfig {
+        header_read_timeout: Duration::from_secs(1),
+        ..ApiConfig::default()
+    })
+    .await;
+    let mut stream = TcpStream::connect(api.address).await.expect("connect");
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .expect("send a request");
+    let started = Instant::now();
+    let answer = read_answer(&mut stream, Duration::from_secs(10)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "closed before the timeout: {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn a_request_over_the_timeout_gets_a_503_problem() {
     let api = Api::start(ApiConfig {
         request_timeout: Duration::from_secs(1),
