@@ -30,6 +30,10 @@ pub struct ServeArgs {
 }
 
 pub async fn serve(store: &EventStore, database: &str, args: ServeArgs) -> anyhow::Result<()> {
+    let api_config = ApiConfig {
+        admin_token: args.admin_token,
+        ..ApiConfig::from_env()?
+    };
     let executor = CommandExecutor::new(store.clone(), ExecutorOptions::default());
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
@@ -64,12 +68,7 @@ pub async fn serve(store: &EventStore, database: &str, args: ServeArgs) -> anyho
                 subscriptions = runtime.is_some(),
                 "serving; press Ctrl-C to stop"
             );
-            let state = AppState::new(
-                executor,
-                ApiConfig {
-                    admin_token: args.admin_token,
-                },
-            );
+            let state = AppState::new(executor, api_config);
             api::serve(listener, state, wait_for(stopped))
                 .await
                 .context("the HTTP server failed")

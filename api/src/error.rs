@@ -168,15 +168,8 @@ impl From<StoreError> for ApiError {
                 ApiError::Unavailable(unavailable.into())
             }
             StoreError::InvalidRequest(message) => ApiError::BadRequest(message),
-            // Class 22 (data exception): a value the database cannot take,
-            // such as text it cannot store. Rolled back, so nothing written.
-            StoreError::Database(sqlx::Error::Database(database))
-                if database.code().is_some_and(|code| code.starts_with("22")) =>
-            {
-                ApiError::Unprocessable(format!(
-                    "the database refused a value of this request: {}",
-                    database.message()
-                ))
+            StoreError::Database(sqlx::Error::Database(database)) if refused(&*database) => {
+                refusal(&*database)
             }
             conflict @ (StoreError::WrongExpectedVersion { .. }
             | StoreError::EventIdConflict { .. }
@@ -184,6 +177,58 @@ impl From<StoreError> for ApiError {
             other => ApiError::internal(other),
         }
     }
+}
+
+/// Class 22 (data exception: a value the database cannot take), 23505 (a
+/// concurrent write of the same key) and 23514 (a value beyond a CHECK
+/// limit): the statement was rolled back, nothing was written, and the
+/// request, not the server, is at odds with the store. A missing reference
+/// or a NULL where none may be is a bug, and stays a 500.
+fn refused(database: &dyn sqlx::error::DatabaseError) -> bool {
+    database
+        .code()
+        .is_some_and(|code| code.starts_with("22") || code == "23505" || code == "23514")
+}
+
+/// The refusal in the project's words: the database's own text names
+/// tables, columns and values of the schema, so it goes to the log only.
+fn refusal(database: &dyn sqlx::error::DatabaseError) -> ApiError {
+    let code = database.code().unwrap_or_default();
+    tracing::info!(
+        sqlstate = %code,
+        constraint = database.constraint().unwrap_or(""),
+        message = database.message(),
+        "the database refused a request's write"
+    );
+    if database.is_unique_violation() {
+        return ApiError::Conflict(
+            match database.constraint() {
+                Some("events_stream_version_key") => {
+                    "another request wrote to the same stream at the same time; retry"
+                }
+                Some("events_event_id_key") => {
+                    "another request stored an event with the same id at the same time; retry"
+                }
+                Some("idempotency_keys_pkey") => {
+                    "another request claimed this Idempotency-Key at the same time; retry"
+                }
+                _ => "another request wrote the same thing at the same time; retry",
+            }
+            .into(),
+        );
+    }
+    ApiError::Unprocessable(
+        match code.as_ref() {
+            "22001" => "a text of this request is longer than can be stored",
+            "22003" | "22008" | "22015" => {
+                "a number of this request is out of the range that can be stored"
+            }
+            "22021" | "22P05" => "a text of this request has characters that cannot be stored",
+            "23514" => "a value of this request is beyond a limit of the store",
+            _ => "a value of this request cannot be stored",
+        }
+        .into(),
+    )
 }
 
 impl From<sqlx::Error> for ApiError {
@@ -200,5 +245,64 @@ impl From<OperationsError> for ApiError {
             }
             OperationsError::Store(store) => store.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Real refusals from PostgreSQL, as the API words them.
+
+    use event_store::MIGRATOR;
+    use http_body_util::BodyExt;
+    use pg_embedded::TestDatabase;
+
+    use super::*;
+
+    async fn detail_of(error: ApiError) -> (StatusCode, String) {
+        let response = error.into_response();
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).expect("problem json");
+        (status, body["detail"].as_str().unwrap_or("").to_owned())
+    }
+
+    #[tokio::test]
+    async fn database_refusals_are_told_in_the_projects_words() {
+        let database = TestDatabase::new(&MIGRATOR).await.expect("test database");
+        let pool = sqlx::PgPool::connect(database.url())
+            .await
+            .expect("connect");
+
+        let overflow = sqlx::query("SELECT 9223372036854775807::bigint + 1")
+            .execute(&pool)
+            .await
+            .expect_err("bigint out of range");
+        let (status, detail) = detail_of(overflow.into()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            detail,
+            "a number of this request is out of the range that can be stored"
+        );
+
+        let insert_key = || {
+            sqlx::query(
+                "INSERT INTO idempotency_keys (key, request_hash, order_id) \
+                 VALUES ('k', '\\x00', gen_random_uuid())",
+            )
+            .execute(&pool)
+        };
+        insert_key().await.expect("first insert");
+        let duplicate = insert_key().await.expect_err("unique violation");
+        let (status, detail) = detail_of(duplicate.into()).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(
+            detail,
+            "another request claimed this Idempotency-Key at the same time; retry"
+        );
     }
 }

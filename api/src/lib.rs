@@ -15,10 +15,12 @@ mod dto;
 mod error;
 mod extract;
 mod idempotency;
+mod limits;
 mod metrics;
 mod observe;
 mod openapi;
 mod routes;
+mod server;
 mod state;
 
 use std::future::Future;
@@ -34,12 +36,16 @@ use tower_http::catch_panic::CatchPanicLayer;
 pub use dto::*;
 pub use error::{ApiError, Problem, PROBLEM_JSON};
 pub use openapi::ApiDoc;
-pub use state::{ApiConfig, AppState};
+pub use state::{
+    ApiConfig, AppState, ConfigError, HEADER_TIMEOUT_VAR, MAX_CONCURRENT_REQUESTS_VAR,
+    REQUEST_TIMEOUT_VAR, SHUTDOWN_GRACE_VAR,
+};
 
 use routes::{audit, inventory, operations, orders, service};
 
 /// Every route of `API.md`, with the middleware: correlation id, tracing,
-/// metrics, the 1 MiB body limit and problem+json for every error.
+/// metrics, the request timeout and the bound on requests in flight, the
+/// 1 MiB body limit and problem+json for every error.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/inventory/{sku}", get(inventory::stock_level))
@@ -79,6 +85,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(CatchPanicLayer::custom(panicked))
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::limit,
+        ))
         .layer(axum::middleware::from_fn(observe::observe))
         .with_state(state)
 }
@@ -96,16 +106,19 @@ fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     )
 }
 
-/// Serves the API on `listener` until `shutdown` resolves, then finishes
-/// the requests in flight and returns.
+/// Serves the API on `listener` until `shutdown` resolves, then lets the
+/// requests in flight finish for at most the configured grace period,
+/// closes every connection and returns.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = server::ConnectionLimits {
+        header_read_timeout: state.limits().header_read_timeout,
+        shutdown_grace: state.limits().shutdown_grace,
+    };
+    server::serve(listener, router(state), limits, shutdown).await
 }
 
 #[cfg(test)]
@@ -123,17 +136,26 @@ mod tests {
     use super::*;
 
     fn app(admin_token: Option<&str>) -> Router {
+        router(state(ApiConfig {
+            admin_token: admin_token.map(str::to_owned),
+            ..ApiConfig::default()
+        }))
+    }
+
+    fn state(config: ApiConfig) -> AppState {
         let pool = sqlx::postgres::PgPoolOptions::new()
             .connect_lazy("postgres://nobody@127.0.0.1:1/none")
             .expect("a lazy pool parses its URL");
         let executor =
             CommandExecutor::new(EventStore::from_pool(pool), ExecutorOptions::default());
-        router(AppState::new(
-            executor,
-            ApiConfig {
-                admin_token: admin_token.map(str::to_owned),
-            },
-        ))
+        AppState::new(executor, config)
+    }
+
+    /// A request whose body never arrives: it holds its handler until the
+    /// request timeout.
+    fn stalled_post(path: &str) -> Request<Body> {
+        let never = futures::stream::pending::<Result<axum::body::Bytes, std::io::Error>>();
+        post(path, Body::from_stream(never))
     }
 
     async fn call(app: Router, request: Request<Body>) -> (StatusCode, String, serde_json::Value) {
@@ -225,6 +247,62 @@ mod tests {
             .expect("request");
         let (status, _, _) = call(app(Some("s3cret")), wrong).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+
+    #[tokio::test]
+    async fn a_request_over_the_timeout_is_a_503_problem() {
+        let app = router(state(ApiConfig {
+            request_timeout: std::time::Duration::from_millis(200),
+            ..ApiConfig::default()
+        }));
+        let (status, content_type, body) = call(app, stalled_post("/orders")).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(content_type, PROBLEM_JSON);
+        assert!(body["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("longer than the limit of 0.2 s"));
+    }
+
+    #[tokio::test]
+    async fn requests_over_the_limit_are_shed_with_retry_after() {
+        let state = state(ApiConfig {
+            max_concurrent_requests: 1,
+            ..ApiConfig::default()
+        });
+        let app = router(state.clone());
+        let holder = tokio::spawn(app.clone().oneshot(stalled_post("/orders")));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while state.limits().in_flight.available_permits() > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the first request never started"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let response = app
+            .clone()
+            .oneshot(stalled_post("/orders"))
+            .await
+            .expect("infallible");
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .map(|v| v.as_bytes()),
+            Some(&b"1"[..])
+        );
+        // Probes are answered whatever the load.
+        let (status, _, _) = call(
+            app,
+            Request::get("/health")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        holder.abort();
     }
 
     #[tokio::test]

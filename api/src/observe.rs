@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::error::{problem_response, PROBLEM_JSON};
 use crate::extract::CorrelationId;
-use crate::metrics::HTTP_REQUEST_DURATION;
+use crate::metrics::{method_label, HTTP_REQUEST_DURATION};
 
 pub const CORRELATION_HEADER: HeaderName = HeaderName::from_static("x-correlation-id");
 
@@ -29,6 +29,7 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
     request
         .extensions_mut()
         .insert(CorrelationId(correlation_id));
+    // The route template, never the raw path: labels stay a fixed set.
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -57,7 +58,7 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
     });
     metrics::histogram!(
         HTTP_REQUEST_DURATION,
-        "method" => method.to_string(),
+        "method" => method_label(&method),
         "route" => route,
         "status" => status.as_u16().to_string(),
     )

@@ -1,17 +1,145 @@
-//! [`AppState`]: what every handler shares.
+//! [`AppState`]: what every handler shares, and [`ApiConfig`], the API's
+//! settings.
 
+use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use commands::CommandExecutor;
 use event_store::EventStore;
 use metrics_exporter_prometheus::PrometheusHandle;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
 
-/// The API's configuration.
-#[derive(Debug, Clone, Default)]
+/// The API's configuration. Every field has a default; [`ApiConfig::from_env`]
+/// reads the `ORDERSTREAM_*` variables over them.
+#[derive(Clone)]
 pub struct ApiConfig {
     /// The bearer token of the admin endpoints; `None` (or empty) leaves
     /// them closed.
     pub admin_token: Option<String>,
+    /// Longest a request may take from its head being read to its
+    /// response head, body upload included; then 503.
+    pub request_timeout: Duration,
+    /// Longest a client may take to send a request head, on a new
+    /// connection or an idle kept-alive one; then the connection is closed.
+    pub header_read_timeout: Duration,
+    /// Requests handled at once (service endpoints apart); more are
+    /// answered 503 with `Retry-After` at once instead of queueing.
+    pub max_concurrent_requests: usize,
+    /// After a shutdown signal, how long requests in flight may still
+    /// take; connections still open then are dropped.
+    pub shutdown_grace: Duration,
+}
+
+pub const REQUEST_TIMEOUT_VAR: &str = "ORDERSTREAM_REQUEST_TIMEOUT";
+pub const HEADER_TIMEOUT_VAR: &str = "ORDERSTREAM_HEADER_TIMEOUT";
+pub const MAX_CONCURRENT_REQUESTS_VAR: &str = "ORDERSTREAM_MAX_CONCURRENT_REQUESTS";
+pub const SHUTDOWN_GRACE_VAR: &str = "ORDERSTREAM_SHUTDOWN_GRACE";
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            admin_token: None,
+            request_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(10),
+            max_concurrent_requests: 256,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The token is a secret: never printed.
+impl fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiConfig")
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("request_timeout", &self.request_timeout)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("max_concurrent_requests", &self.max_concurrent_requests)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .finish()
+    }
+}
+
+/// A setting that does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}={value:?} is invalid: {expected}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+impl ApiConfig {
+    /// The defaults, overridden by the process environment's
+    /// `ORDERSTREAM_REQUEST_TIMEOUT`, `ORDERSTREAM_HEADER_TIMEOUT`,
+    /// `ORDERSTREAM_SHUTDOWN_GRACE` (seconds, fractions allowed) and
+    /// `ORDERSTREAM_MAX_CONCURRENT_REQUESTS`. The admin token is not read
+    /// here: it comes with the command line.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`ApiConfig::from_env`] with another source of variables.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut config = ApiConfig::default();
+        let seconds = |variable: &'static str, default: Duration| match var(variable) {
+            None => Ok(default),
+            Some(value) => parse_seconds(&value).ok_or(ConfigError {
+                variable,
+                value,
+                expected: "a number of seconds above 0, such as 10 or 2.5",
+            }),
+        };
+        config.request_timeout = seconds(REQUEST_TIMEOUT_VAR, config.request_timeout)?;
+        config.header_read_timeout = seconds(HEADER_TIMEOUT_VAR, config.header_read_timeout)?;
+        config.shutdown_grace = seconds(SHUTDOWN_GRACE_VAR, config.shutdown_grace)?;
+        if let Some(value) = var(MAX_CONCURRENT_REQUESTS_VAR) {
+            config.max_concurrent_requests = value
+                .trim()
+                .parse()
+                .ok()
+                .filter(|limit| (1..=Semaphore::MAX_PERMITS).contains(limit))
+                .ok_or(ConfigError {
+                    variable: MAX_CONCURRENT_REQUESTS_VAR,
+                    value,
+                    expected: "a whole number of requests above 0",
+                })?;
+        }
+        Ok(config)
+    }
+}
+
+fn parse_seconds(value: &str) -> Option<Duration> {
+    let seconds: f64 = value.trim().parse().ok()?;
+    (seconds > 0.0)
+        .then(|| Duration::try_from_secs_f64(seconds).ok())
+        .flatten()
+}
+
+/// The admin token as a SHA-256 digest: comparing digests in constant time
+/// tells an attacker neither a matching prefix nor the token's length.
+pub(crate) struct AdminToken {
+    digest: [u8; 32],
+}
+
+impl AdminToken {
+    fn new(token: &str) -> Self {
+        AdminToken {
+            digest: Sha256::digest(token.as_bytes()).into(),
+        }
+    }
+
+    /// Whether `given` is the token.
+    pub(crate) fn matches(&self, given: &str) -> bool {
+        let given: [u8; 32] = Sha256::digest(given.as_bytes()).into();
+        bool::from(given.ct_eq(&self.digest))
+    }
 }
 
 /// Cheap to clone: one `Arc`.
@@ -22,8 +150,18 @@ pub struct AppState {
 
 struct Inner {
     executor: CommandExecutor,
-    admin_token: Option<String>,
+    admin_token: Option<AdminToken>,
     metrics: PrometheusHandle,
+    limits: Limits,
+}
+
+/// The request limits the middleware and the server enforce.
+pub(crate) struct Limits {
+    pub request_timeout: Duration,
+    pub header_read_timeout: Duration,
+    pub shutdown_grace: Duration,
+    /// One permit per request in flight.
+    pub in_flight: Arc<Semaphore>,
 }
 
 impl AppState {
@@ -31,8 +169,21 @@ impl AppState {
         AppState {
             inner: Arc::new(Inner {
                 executor,
-                admin_token: config.admin_token.filter(|token| !token.is_empty()),
+                admin_token: config
+                    .admin_token
+                    .filter(|token| !token.is_empty())
+                    .map(|token| AdminToken::new(&token)),
                 metrics: crate::metrics::handle(),
+                limits: Limits {
+                    request_timeout: config.request_timeout,
+                    header_read_timeout: config.header_read_timeout,
+                    shutdown_grace: config.shutdown_grace,
+                    in_flight: Arc::new(Semaphore::new(
+                        config
+                            .max_concurrent_requests
+                            .clamp(1, Semaphore::MAX_PERMITS),
+                    )),
+                },
             }),
         }
     }
@@ -45,11 +196,67 @@ impl AppState {
         self.inner.executor.store()
     }
 
-    pub(crate) fn admin_token(&self) -> Option<&str> {
-        self.inner.admin_token.as_deref()
+    pub(crate) fn admin_token(&self) -> Option<&AdminToken> {
+        self.inner.admin_token.as_ref()
     }
 
     pub(crate) fn metrics(&self) -> &PrometheusHandle {
         &self.inner.metrics
+    }
+
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_admin_token_matches_only_itself() {
+        let token = AdminToken::new("s3cret");
+        assert!(token.matches("s3cret"));
+        assert!(!token.matches("s3cret-not"));
+        assert!(!token.matches("s3cre"));
+        assert!(!token.matches(""));
+    }
+
+    #[test]
+    fn settings_come_from_the_environment_over_the_defaults() {
+        let config = ApiConfig::from_vars(|name| match name {
+            REQUEST_TIMEOUT_VAR => Some("2.5".into()),
+            MAX_CONCURRENT_REQUESTS_VAR => Some(" 8 ".into()),
+            _ => None,
+        })
+        .expect("valid settings");
+        assert_eq!(config.request_timeout, Duration::from_millis(2500));
+        assert_eq!(config.max_concurrent_requests, 8);
+        assert_eq!(config.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(config.shutdown_grace, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_bad_setting_names_its_variable() {
+        for (variable, value) in [
+            (SHUTDOWN_GRACE_VAR, "0"),
+            (HEADER_TIMEOUT_VAR, "10s"),
+            (REQUEST_TIMEOUT_VAR, "-1"),
+            (MAX_CONCURRENT_REQUESTS_VAR, "0"),
+        ] {
+            let error = ApiConfig::from_vars(|name| (name == variable).then(|| value.to_owned()))
+                .expect_err("refused");
+            assert_eq!(error.variable, variable);
+            assert!(error.to_string().contains(variable), "{error}");
+        }
+    }
+
+    #[test]
+    fn debug_output_hides_the_token() {
+        let config = ApiConfig {
+            admin_token: Some("s3cret".into()),
+            ..ApiConfig::default()
+        };
+        assert!(!format!("{config:?}").contains("s3cret"));
     }
 }

@@ -145,6 +145,7 @@ impl TestServer {
             executor,
             ApiConfig {
                 admin_token: options.admin_token,
+                ..ApiConfig::default()
             },
         );
         let (stop, stopped) = oneshot::channel::<()>();

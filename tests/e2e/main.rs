@@ -7,6 +7,7 @@ mod choreography;
 mod crash_recovery;
 mod errors;
 mod faults;
+mod hardening;
 mod helpers;
 mod idempotency;
 mod inventory;

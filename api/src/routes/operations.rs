@@ -7,7 +7,6 @@ use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::Json;
 use projections::operations;
-use subtle::ConstantTimeEq;
 
 use super::accepted;
 use crate::dto::{AcceptedBody, ParkedEventBody, ResetRequest, SubscriptionBody};
@@ -42,7 +41,7 @@ impl FromRequestParts<AppState> for Admin {
         else {
             return Err(ApiError::Unauthorized);
         };
-        if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+        if expected.matches(given) {
             Ok(Admin)
         } else {
             Err(ApiError::Forbidden(

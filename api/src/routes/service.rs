@@ -4,12 +4,10 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use projections::operations;
 use utoipa::OpenApi;
 
 use crate::dto::HealthBody;
 use crate::error::{ApiError, Problem};
-use crate::metrics::{LOG_HEAD, SUBSCRIPTION_LAG, SUBSCRIPTION_PARKED};
 use crate::AppState;
 
 /// The process is up.
@@ -51,23 +49,7 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<HealthBody>, Ap
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"))
 )]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    // Gauges read from the database at scrape time; a database that cannot
-    // be reached leaves them as they were rather than failing the scrape.
-    match state.store().head().await {
-        Ok(head) => metrics::gauge!(LOG_HEAD).set(head.position as f64),
-        Err(error) => tracing::warn!(%error, "metrics: could not read the log head"),
-    }
-    match operations::subscription_statuses(state.store()).await {
-        Ok(statuses) => {
-            for status in statuses {
-                metrics::gauge!(SUBSCRIPTION_LAG, "subscription" => status.name.clone())
-                    .set(status.lag as f64);
-                metrics::gauge!(SUBSCRIPTION_PARKED, "subscription" => status.name)
-                    .set(status.parked as f64);
-            }
-        }
-        Err(error) => tracing::warn!(%error, "metrics: could not read subscription status"),
-    }
+    crate::metrics::refresh_database_gauges(state.store()).await;
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
