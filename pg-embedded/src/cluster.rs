@@ -282,7 +282,10 @@ fn stop_server(bin_dir: &Path, data_dir: &Path, mode: &str) -> Result<(), Embedd
         .arg("-D")
         .arg(data_dir)
         .args(["-m", mode, "-w", "-t", "60"]);
-    run(pg_ctl, &format!("pg_ctl stop -m {mode} -D {}", data_dir.display()))
+    run(
+        pg_ctl,
+        &format!("pg_ctl stop -m {mode} -D {}", data_dir.display()),
+    )
 }
 
 /// How long to keep trying when a new server finds the shared memory of
@@ -300,7 +303,8 @@ fn start_server(
         let starting = spawn_watchdog(bin_dir, layout, options, remove_on_exit)?;
         match wait_until_ready(bin_dir, starting, layout) {
             Err(EmbeddedError::ExitedEarly { tail, .. })
-                if tail.contains("pre-existing shared memory block") && Instant::now() < deadline =>
+                if tail.contains("pre-existing shared memory block")
+                    && Instant::now() < deadline =>
             {
                 std::thread::sleep(std::time::Duration::from_millis(200));
             }
@@ -325,4 +329,3 @@ pub fn client_program(name: &str) -> Result<PathBuf, EmbeddedError> {
         })
     }
 }
-

@@ -98,10 +98,11 @@ pub(crate) fn give_to_service_user(path: &Path) -> Result<(), EmbeddedError> {
         return Ok(());
     }
     let mut chown = Command::new("chown");
-    chown
-        .args(["-R", &format!("{SERVICE_USER}:")])
-        .arg(path);
-    run(chown, &format!("chown -R {SERVICE_USER}: {}", path.display()))
+    chown.args(["-R", &format!("{SERVICE_USER}:")]).arg(path);
+    run(
+        chown,
+        &format!("chown -R {SERVICE_USER}: {}", path.display()),
+    )
 }
 
 pub(crate) fn filesystem(path: &Path) -> impl FnOnce(std::io::Error) -> EmbeddedError + '_ {

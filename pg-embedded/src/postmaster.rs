@@ -39,7 +39,10 @@ pub(crate) fn holder(data_dir: &Path) -> Holder {
         return Holder::Nobody;
     };
     let lines: Vec<&str> = pid_file.lines().collect();
-    let Some(pid) = lines.first().and_then(|line| line.trim().parse::<u32>().ok()) else {
+    let Some(pid) = lines
+        .first()
+        .and_then(|line| line.trim().parse::<u32>().ok())
+    else {
         // Written half-way (a crash while starting): nothing to trust.
         return Holder::Stale { pid: 0 };
     };
@@ -61,7 +64,8 @@ pub(crate) fn holder(data_dir: &Path) -> Holder {
 /// True while `pid` is a live `postgres` process working in `data_dir`.
 pub(crate) fn is_postmaster_of(pid: u32, data_dir: &Path) -> bool {
     let proc = Path::new("/proc").join(pid.to_string());
-    let is_postgres = fs::read_to_string(proc.join("comm")).is_ok_and(|comm| comm.trim() == "postgres");
+    let is_postgres =
+        fs::read_to_string(proc.join("comm")).is_ok_and(|comm| comm.trim() == "postgres");
     // Reading another user's cwd is refused, which also rules it out.
     let works_there = match (fs::read_link(proc.join("cwd")), fs::canonicalize(data_dir)) {
         (Ok(cwd), Ok(data_dir)) => cwd == data_dir,

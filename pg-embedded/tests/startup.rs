@@ -21,8 +21,7 @@ fn fast() -> ClusterOptions {
 /// can reach, with the data directory's path inside it.
 fn reachable_parent() -> (tempfile::TempDir, PathBuf) {
     let parent = tempfile::tempdir().expect("temp dir");
-    std::fs::set_permissions(parent.path(), std::fs::Permissions::from_mode(0o755))
-        .expect("chmod");
+    std::fs::set_permissions(parent.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let data_dir = parent.path().join("pg");
     (parent, data_dir)
 }
@@ -115,7 +114,10 @@ async fn a_pid_file_naming_a_dead_process_is_recovered() {
 #[tokio::test]
 async fn a_pid_file_naming_a_live_unrelated_process_is_recovered() {
     let (_parent, data_dir) = reachable_parent();
-    let mut unrelated = Command::new("sleep").arg("60").spawn().expect("spawn sleep");
+    let mut unrelated = Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .expect("spawn sleep");
     kill_leaving_pid(&data_dir, unrelated.id()).await;
 
     let again = start(&data_dir).await;
@@ -168,7 +170,11 @@ async fn only_the_clusters_own_os_user_can_connect() {
     assert_eq!(mode(cluster.socket_dir()), 0o700, "socket directory");
     assert_eq!(mode(cluster.data_dir()), 0o700, "data directory");
     assert_eq!(mode(cluster.log_path()), 0o600, "log");
-    assert_eq!(mode(&cluster.data_dir().join("pg_hba.conf")), 0o600, "pg_hba.conf");
+    assert_eq!(
+        mode(&cluster.data_dir().join("pg_hba.conf")),
+        0o600,
+        "pg_hba.conf"
+    );
 
     let mut connection = sqlx::PgConnection::connect(&cluster.url("postgres"))
         .await
@@ -191,7 +197,9 @@ async fn only_the_clusters_own_os_user_can_connect() {
             .arg("-X")
             .arg("-h")
             .arg(cluster.socket_dir())
-            .args(["-p", "5432", "-U", "postgres", "-d", "postgres", "-c", "SELECT 1"])
+            .args([
+                "-p", "5432", "-U", "postgres", "-d", "postgres", "-c", "SELECT 1",
+            ])
             .output()
             .expect("run psql as nobody (runuser is part of util-linux)");
         let stderr = String::from_utf8_lossy(&output.stderr);
