@@ -4,7 +4,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use event_store::MIGRATOR;
@@ -180,23 +180,40 @@ fn url_as(url: &str, user: &str, database: &str) -> String {
     url.to_string()
 }
 
-fn run_until_exit(command: &mut Command) -> Output {
-    let child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+/// What a finished `orderstream` said on standard error.
+struct Finished {
+    success: bool,
+    stderr: String,
+}
+
+/// Runs `command` to its end; one that does not end (a `serve` that
+/// serves instead of refusing) is killed after [`PATIENCE`] and fails.
+async fn run_until_exit(command: &mut Command) -> Finished {
+    let stderr = tempfile::NamedTempFile::new().expect("temp file");
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(stderr.reopen().expect("reopen"))
         .spawn()
         .expect("spawn orderstream");
-    // A process that serves instead of refusing would never exit: the
-    // caller's deadline is PATIENCE, enforced by killing it.
-    let pid = child.id();
-    let watchdog = std::thread::spawn(move || {
-        std::thread::sleep(PATIENCE);
-        let _ = Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status();
-    });
-    drop(watchdog);
-    child.wait_with_output().expect("wait for orderstream")
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("poll orderstream") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "orderstream did not exit within {PATIENCE:?}: {}",
+                std::fs::read_to_string(stderr.path()).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    Finished {
+        success: status.success(),
+        stderr: std::fs::read_to_string(stderr.path()).expect("read stderr"),
+    }
 }
 
 #[tokio::test]
@@ -220,21 +237,19 @@ async fn serve_as_a_role_without_ddl_rights_refuses_to_start_until_the_owner_mig
             .arg("serve")
             .env("DATABASE_URL", &app_url)
             .env("ORDERSTREAM_BIND", format!("127.0.0.1:{}", free_port())),
-    );
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(!refused.status.success(), "serve started: {stderr}");
+    )
+    .await;
+    let stderr = &refused.stderr;
+    assert!(!refused.success, "serve started: {stderr}");
     let expected = format!(
         "{} migrations are not applied; run `orderstream migrate` as the database owner",
         MIGRATOR.iter().count()
     );
     assert!(stderr.contains(&expected), "{stderr}");
 
-    let migrated = run_until_exit(orderstream().arg("migrate").env("DATABASE_URL", &owner_url));
-    assert!(
-        migrated.status.success(),
-        "{}",
-        String::from_utf8_lossy(&migrated.stderr)
-    );
+    let migrated =
+        run_until_exit(orderstream().arg("migrate").env("DATABASE_URL", &owner_url)).await;
+    assert!(migrated.success, "{}", migrated.stderr);
     let mut owner = sqlx::PgPool::connect(&owner_url).await.expect("connect");
     let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
         .fetch_one(&owner)
@@ -270,9 +285,10 @@ async fn logs_are_json_lines_on_request_plain_text_otherwise_and_never_show_the_
             .arg("migrate")
             .env("DATABASE_URL", &url)
             .env("ORDERSTREAM_LOG_FORMAT", "json"),
-    );
-    assert!(json_run.status.success());
-    let stderr = String::from_utf8_lossy(&json_run.stderr);
+    )
+    .await;
+    let stderr = &json_run.stderr;
+    assert!(json_run.success, "{stderr}");
     assert!(!stderr.contains("hunter2"), "{stderr}");
     let lines: Vec<Value> = stderr
         .lines()
@@ -286,9 +302,9 @@ async fn logs_are_json_lines_on_request_plain_text_otherwise_and_never_show_the_
     assert!(printed.contains("password=***"), "{printed}");
 
     // Standard error is a pipe here, not a terminal: no colour codes.
-    let text_run = run_until_exit(orderstream().arg("migrate").env("DATABASE_URL", &url));
-    assert!(text_run.status.success());
-    let stderr = String::from_utf8_lossy(&text_run.stderr);
+    let text_run = run_until_exit(orderstream().arg("migrate").env("DATABASE_URL", &url)).await;
+    let stderr = &text_run.stderr;
+    assert!(text_run.success, "{stderr}");
     assert!(stderr.contains("configuration"), "{stderr}");
     assert!(!stderr.contains('\u{1b}'), "ANSI escape codes: {stderr:?}");
     assert!(!stderr.contains("hunter2"), "{stderr}");
