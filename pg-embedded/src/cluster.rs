@@ -244,8 +244,14 @@ fn reuse_running_server(bin_dir: &Path, layout: &Layout) -> Result<bool, Embedde
                     pid,
                     "stopping a PostgreSQL of this data directory that nothing supervises any more"
                 );
-                stop_server(bin_dir, &layout.data_dir, "fast")?;
-                return Ok(false);
+                if let Err(error) = stop_server(bin_dir, &layout.data_dir, "fast") {
+                    // It may have stopped by itself meanwhile (a watchdog's
+                    // helper outlives the watchdog); only a survivor is an error.
+                    if postmaster::is_postmaster_of(pid, &layout.data_dir) {
+                        return Err(error);
+                    }
+                }
+                // Look again: what the stopped server left is dealt with above.
             }
             Holder::Server(RunningServer {
                 pid, socket_dir, ..
