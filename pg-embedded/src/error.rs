@@ -45,6 +45,15 @@ pub enum EmbeddedError {
         data_dir: PathBuf,
         socket_dir: PathBuf,
     },
+    #[error(
+        "the socket directory {path} is {length} bytes long, PostgreSQL allows {max}: \
+         run from a shorter directory or set DATABASE_URL"
+    )]
+    SocketPathTooLong {
+        path: PathBuf,
+        length: usize,
+        max: usize,
+    },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]

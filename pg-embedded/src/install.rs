@@ -112,9 +112,21 @@ pub(crate) fn filesystem(path: &Path) -> impl FnOnce(std::io::Error) -> Embedded
     }
 }
 
+/// The longest socket directory path: a unix socket's path (the directory
+/// and `/.s.PGSQL.5432`) must fit in 107 bytes.
+const MAX_SOCKET_DIR_BYTES: usize = 107 - "/.s.PGSQL.5432".len();
+
 /// Creates (or locks down) the socket directory: a real directory, mode
 /// 0700, owned by the cluster's OS user.
 pub(crate) fn prepare_socket_dir(socket_dir: &Path) -> Result<(), EmbeddedError> {
+    let length = socket_dir.as_os_str().len();
+    if length > MAX_SOCKET_DIR_BYTES {
+        return Err(EmbeddedError::SocketPathTooLong {
+            path: socket_dir.to_path_buf(),
+            length,
+            max: MAX_SOCKET_DIR_BYTES,
+        });
+    }
     match fs::symlink_metadata(socket_dir) {
         Ok(meta) if meta.is_dir() => {}
         Ok(_) => {

@@ -143,6 +143,7 @@ async fn a_server_that_fails_at_start_is_reported_at_once_with_its_log() {
         .expect("join")
         .expect_err("the server rejects the setting");
     let waited = began.elapsed();
+    eprintln!("a bad setting was reported after {waited:?} (initdb included)");
     let message = error.to_string();
     assert!(
         message.contains("exited during start-up"),
@@ -210,4 +211,14 @@ async fn only_the_clusters_own_os_user_can_connect() {
         );
     }
     stop(cluster).await;
+}
+
+#[test]
+fn a_data_directory_too_deep_for_a_socket_path_is_refused_with_the_reason() {
+    let parent = tempfile::tempdir().expect("temp dir");
+    let deep = parent.path().join("d".repeat(100)).join("pg");
+    let error = Cluster::start_persistent(&deep, &fast()).expect_err("too long a socket path");
+    let message = error.to_string();
+    assert!(message.contains("set DATABASE_URL"), "{message}");
+    assert!(!deep.exists(), "nothing created");
 }
