@@ -3,7 +3,9 @@
 //! in the library crates; this file only wires them.
 
 mod admin;
+mod config;
 mod database;
+mod redact;
 mod serve;
 mod telemetry;
 
@@ -20,6 +22,8 @@ use clap::{Parser, Subcommand};
     about = "Event-sourced order fulfilment on PostgreSQL"
 )]
 struct Cli {
+    #[command(flatten)]
+    global: config::GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -27,8 +31,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP API and the subscription runtime. Without DATABASE_URL,
-    /// starts an embedded PostgreSQL under ./.orderstream/.
-    Serve(serve::ServeArgs),
+    /// starts an embedded PostgreSQL under ./.orderstream/. Applies pending
+    /// migrations when it may; a role without DDL rights needs
+    /// `orderstream migrate` run by the owner first.
+    Serve(config::ServeArgs),
     /// Apply pending database migrations and exit.
     Migrate,
     /// Inspect and steer subscriptions (carried out by the serving process).
@@ -60,7 +66,19 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init();
+    let serve_args = match &cli.command {
+        Command::Serve(args) => Some(args),
+        _ => None,
+    };
+    let config = match config::Config::load(&cli.global, serve_args) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    telemetry::init(config.log_format);
+    tracing::info!(%config, "configuration");
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -68,24 +86,29 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    let log_format = config.log_format;
+    match runtime.block_on(run(cli.command, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            match log_format {
+                config::LogFormat::Text => eprintln!("error: {error:#}"),
+                config::LogFormat::Json => tracing::error!("{error:#}"),
+            }
             ExitCode::FAILURE
         }
     }
 }
 
-async fn run(command: Command) -> anyhow::Result<()> {
-    let database = database::Database::from_environment()
+async fn run(command: Command, config: config::Config) -> anyhow::Result<()> {
+    let database = database::Database::open(&config)
         .await
         .context("could not get a database")?;
     let store = database.store().clone();
     let outcome = match command {
-        Command::Serve(args) => match database.migrate().await {
-            Ok(()) => serve::serve(&store, database.description(), args).await,
-            Err(error) => Err(error),
+        Command::Serve(_) => match (database.ensure_migrated().await, config.serve) {
+            (Ok(()), Some(serve)) => serve::serve(&store, &config.database.describe(), serve).await,
+            (Ok(()), None) => Err(anyhow::anyhow!("serve without its settings")),
+            (Err(error), _) => Err(error),
         },
         Command::Migrate => database.migrate().await,
         Command::Subscriptions { command } => admin::subscriptions(&store, command).await,

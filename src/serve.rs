@@ -2,39 +2,17 @@
 //! process (or either alone), stopped gracefully on Ctrl-C or SIGTERM.
 
 use anyhow::Context;
-use api::{ApiConfig, AppState};
-use commands::{CommandExecutor, ExecutorOptions};
+use api::AppState;
+use commands::CommandExecutor;
 use event_store::EventStore;
-use projections::runtime::{Fulfilment, RuntimeOptions, SubscriptionRuntime};
+use projections::runtime::SubscriptionRuntime;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-#[derive(clap::Args)]
-pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "ORDERSTREAM_BIND", default_value = "127.0.0.1:8080")]
-    bind: String,
-    /// `auto` ships every reserved order at once; `manual` waits for
-    /// POST /orders/{id}/ship.
-    #[arg(long, env = "ORDERSTREAM_FULFILLMENT", default_value = "auto")]
-    fulfillment: Fulfilment,
-    /// Bearer token of the admin endpoints; unset leaves them closed.
-    #[arg(long, env = "ORDERSTREAM_ADMIN_TOKEN", hide_env_values = true)]
-    admin_token: Option<String>,
-    /// Serve HTTP only; subscriptions run in another process.
-    #[arg(long, conflicts_with = "workers_only")]
-    api_only: bool,
-    /// Run the subscriptions only, with no HTTP listener.
-    #[arg(long)]
-    workers_only: bool,
-}
+use crate::config::ServeConfig;
 
-pub async fn serve(store: &EventStore, database: &str, args: ServeArgs) -> anyhow::Result<()> {
-    let api_config = ApiConfig {
-        admin_token: args.admin_token,
-        ..ApiConfig::from_env()?
-    };
-    let executor = CommandExecutor::new(store.clone(), ExecutorOptions::default());
+pub async fn serve(store: &EventStore, database: &str, args: ServeConfig) -> anyhow::Result<()> {
+    let executor = CommandExecutor::new(store.clone(), args.executor.clone());
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -50,31 +28,25 @@ pub async fn serve(store: &EventStore, database: &str, args: ServeArgs) -> anyho
             .with_context(|| format!("could not listen on {} (ORDERSTREAM_BIND)", args.bind))?;
         Some(listener)
     };
-    let runtime = (!args.api_only).then(|| {
-        SubscriptionRuntime::start(
-            executor.clone(),
-            RuntimeOptions {
-                fulfilment: args.fulfillment,
-                ..RuntimeOptions::default()
-            },
-        )
-    });
+    let fulfilment = args.runtime.fulfilment;
+    let runtime =
+        (!args.api_only).then(|| SubscriptionRuntime::start(executor.clone(), args.runtime));
     let served = match listener {
         Some(listener) => {
             tracing::info!(
                 address = %listener.local_addr().map_or_else(|_| args.bind.clone(), |a| a.to_string()),
                 %database,
-                fulfillment = ?args.fulfillment,
+                ?fulfilment,
                 subscriptions = runtime.is_some(),
                 "serving; press Ctrl-C to stop"
             );
-            let state = AppState::new(executor, api_config);
+            let state = AppState::new(executor, args.api.clone());
             api::serve(listener, state, wait_for(stopped))
                 .await
                 .context("the HTTP server failed")
         }
         None => {
-            tracing::info!(%database, fulfillment = ?args.fulfillment, "running subscriptions only; press Ctrl-C to stop");
+            tracing::info!(%database, ?fulfilment, "running subscriptions only; press Ctrl-C to stop");
             wait_for(stopped).await;
             Ok(())
         }

@@ -1,19 +1,23 @@
 //! Starting, reusing and stopping a private PostgreSQL cluster.
+//!
+//! The cluster is reachable only by its own OS user (and root): it has no
+//! TCP listener (`listen_addresses = ''`) and its one unix socket lives in a
+//! directory of mode 0700 owned by that user, beside the data directory.
+//! `pg_hba.conf` trusts that socket and nothing else. A password would add
+//! a secret to store and rotate and still leave the socket as the way in;
+//! the file mode is the whole access check, enforced by the kernel.
 
-use std::fs;
-use std::net::TcpListener;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Child;
+use std::time::Instant;
 
+use crate::install::{
+    command_as_service_user, filesystem, find_bin_dir, give_to_service_user, init_cluster,
+    percent_encode, prepare_socket_dir, run, write_hba, Layout, SUPERUSER,
+};
+use crate::postmaster::{self, Holder, RunningServer};
+use crate::watchdog::{self, accepts_connections, spawn_watchdog, wait_until_ready, PORT};
 use crate::EmbeddedError;
-
-/// The OS user that owns and runs the cluster when we are root.
-const SERVICE_USER: &str = "postgres";
-/// The cluster's superuser (initdb `-U`); local connections use trust auth.
-const SUPERUSER: &str = "postgres";
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How to start a cluster.
 #[derive(Debug, Clone)]
@@ -34,7 +38,7 @@ impl Default for ClusterOptions {
     }
 }
 
-/// A running PostgreSQL server on 127.0.0.1.
+/// A running PostgreSQL server, listening on a private unix socket only.
 ///
 /// When this process started the server, the server is tied to this process:
 /// it runs under a small shell watchdog that shuts it down (fast mode) as
@@ -43,8 +47,7 @@ impl Default for ClusterOptions {
 /// way, even by SIGKILL. No server is left behind.
 #[derive(Debug)]
 pub struct Cluster {
-    port: u16,
-    data_dir: PathBuf,
+    layout: Layout,
     watchdog: Option<Child>,
     /// Watchdogs of servers started again by [`Cluster::crash_and_restart`]
     /// (the newest runs the server now); stopped before the first one,
@@ -56,33 +59,43 @@ pub struct Cluster {
 
 impl Cluster {
     /// Starts (or reuses) the cluster whose data lives in `data_dir`,
-    /// creating it on first use. If a server from another process is already
-    /// running on that directory, connects to it instead and leaves it
-    /// running on exit.
+    /// creating it on first use. Its socket directory is `<data_dir>.sock`
+    /// and its log `<data_dir>.log`. A server that another live process of
+    /// ours runs on that directory is shared (and left running on exit);
+    /// one that nothing supervises any more is stopped and started afresh;
+    /// a pid file whose pid is dead or belongs to another program is
+    /// removed.
     pub fn start_persistent(
         data_dir: &Path,
         options: &ClusterOptions,
     ) -> Result<Cluster, EmbeddedError> {
         let bin_dir = find_bin_dir()?;
-        let data_dir = absolute(data_dir)?;
-        if let Some(port) = running_server_port(&data_dir) {
-            tracing::info!(port, data_dir = %data_dir.display(), "reusing running PostgreSQL");
+        let data_dir = std::path::absolute(data_dir).map_err(filesystem(data_dir))?;
+        let layout = Layout {
+            socket_dir: data_dir.with_extension("sock"),
+            log: data_dir.with_extension("log"),
+            data_dir,
+        };
+        if let Some(parent) = layout.data_dir.parent() {
+            std::fs::create_dir_all(parent).map_err(filesystem(parent))?;
+        }
+        prepare_socket_dir(&layout.socket_dir)?;
+        if reuse_running_server(&bin_dir, &layout)? {
+            tracing::info!(data_dir = %layout.data_dir.display(), "reusing the running PostgreSQL of this data directory");
             return Ok(Cluster {
-                port,
-                data_dir,
+                layout,
                 watchdog: None,
                 restarted: Vec::new(),
                 _temp_dir: None,
             });
         }
-        if !data_dir.join("PG_VERSION").exists() {
-            init_cluster(&bin_dir, &data_dir, options)?;
+        if !layout.data_dir.join("PG_VERSION").exists() {
+            init_cluster(&bin_dir, &layout.data_dir, options.unsafe_fast)?;
         }
-        let log = data_dir.with_extension("log");
-        let (port, watchdog) = start_server(&bin_dir, &data_dir, &log, options, None)?;
+        write_hba(&layout.data_dir)?;
+        let watchdog = start_server(&bin_dir, &layout, options, None)?;
         Ok(Cluster {
-            port,
-            data_dir,
+            layout,
             watchdog: Some(watchdog),
             restarted: Vec::new(),
             _temp_dir: None,
@@ -96,39 +109,58 @@ impl Cluster {
         let temp_dir = tempfile::Builder::new()
             .prefix("orderstream-pg-")
             .tempdir()
-            .map_err(|source| EmbeddedError::Filesystem {
-                path: std::env::temp_dir(),
-                source,
-            })?;
-        // A temp dir is private to its creator; the service user must get in.
+            .map_err(filesystem(&std::env::temp_dir()))?;
+        // A temp dir is private to its creator (0700); the service user
+        // must get in.
         give_to_service_user(temp_dir.path())?;
-        let data_dir = temp_dir.path().join("data");
-        init_cluster(&bin_dir, &data_dir, options)?;
-        let log = temp_dir.path().join("postgres.log");
+        let layout = Layout {
+            data_dir: temp_dir.path().join("data"),
+            socket_dir: temp_dir.path().join("socket"),
+            log: temp_dir.path().join("postgres.log"),
+        };
+        prepare_socket_dir(&layout.socket_dir)?;
+        init_cluster(&bin_dir, &layout.data_dir, options.unsafe_fast)?;
+        write_hba(&layout.data_dir)?;
         // A value kept in a static is never dropped, so the watchdog removes
         // the directory itself once the server has stopped.
-        let (port, watchdog) =
-            start_server(&bin_dir, &data_dir, &log, options, Some(temp_dir.path()))?;
+        let watchdog = start_server(&bin_dir, &layout, options, Some(temp_dir.path()))?;
         Ok(Cluster {
-            port,
-            data_dir,
+            layout,
             watchdog: Some(watchdog),
             restarted: Vec::new(),
             _temp_dir: Some(temp_dir),
         })
     }
 
+    /// The number in the socket's name (`.s.PGSQL.<port>`); there is no
+    /// TCP port.
     pub fn port(&self) -> u16 {
-        self.port
+        PORT
     }
 
     pub fn data_dir(&self) -> &Path {
-        &self.data_dir
+        &self.layout.data_dir
     }
 
-    /// Connection URL for `database` as the cluster's superuser.
+    /// The directory holding the server's unix socket (mode 0700).
+    pub fn socket_dir(&self) -> &Path {
+        &self.layout.socket_dir
+    }
+
+    /// The server's log (mode 0600).
+    pub fn log_path(&self) -> &Path {
+        &self.layout.log
+    }
+
+    /// Connection URL for `database` as the cluster's superuser, through
+    /// the socket: `postgres://postgres@localhost/<db>?host=<dir>&port=5432`
+    /// (the `host` parameter, a directory, wins over `localhost` in both
+    /// sqlx and libpq, so `psql`, `pg_dump` and the service accept it).
     pub fn url(&self, database: &str) -> String {
-        format!("postgres://{SUPERUSER}@127.0.0.1:{}/{database}", self.port)
+        format!(
+            "postgres://{SUPERUSER}@localhost/{database}?host={}&port={PORT}",
+            percent_encode(&self.layout.socket_dir.display().to_string())
+        )
     }
 
     /// Shuts the server down (fast mode) if this process started it, and
@@ -140,10 +172,9 @@ impl Cluster {
     /// Crashes the server and starts it again, for fault-injection tests:
     /// `pg_ctl stop -m immediate` (no shutdown checkpoint, every session
     /// cut at once, as if the server had died), then a new server on the
-    /// same data directory and port, which recovers from its WAL. Returns
-    /// once the new server accepts connections. `options` should be the
-    /// ones the cluster was started with. Only for a server this process
-    /// started.
+    /// same data directory, which recovers from its WAL. Returns once the
+    /// new server accepts connections. `options` should be the ones the
+    /// cluster was started with. Only for a server this process started.
     pub fn crash_and_restart(&mut self, options: &ClusterOptions) -> Result<(), EmbeddedError> {
         if self.watchdog.is_none() {
             return Err(EmbeddedError::CommandFailed {
@@ -152,34 +183,15 @@ impl Cluster {
             });
         }
         let bin_dir = find_bin_dir()?;
-        let output = command_as_service_user(&bin_dir.join("pg_ctl"))
-            .arg("stop")
-            .arg("-D")
-            .arg(&self.data_dir)
-            .args(["-m", "immediate", "-w", "-t", "60"])
-            .output()
-            .map_err(|source| EmbeddedError::Spawn {
-                command: "pg_ctl stop".into(),
-                source,
-            })?;
-        if !output.status.success() {
-            return Err(EmbeddedError::CommandFailed {
-                command: format!("pg_ctl stop -m immediate -D {}", self.data_dir.display()),
-                output: String::from_utf8_lossy(&output.stderr).into_owned(),
-            });
-        }
+        stop_server(&bin_dir, &self.layout.data_dir, "immediate")?;
         // The server of an earlier restart is gone: let its watchdog end
         // (it has no directory to remove).
         for mut watchdog in self.restarted.drain(..) {
             drop(watchdog.stdin.take());
             let _ = watchdog.wait();
         }
-        let log = match &self._temp_dir {
-            Some(temp_dir) => temp_dir.path().join("postgres.log"),
-            None => self.data_dir.with_extension("log"),
-        };
-        let child = spawn_watchdog(&bin_dir, &self.data_dir, &log, self.port, options, None)?;
-        let child = wait_until_ready(&bin_dir, child, self.port, &log)?;
+        let starting = spawn_watchdog(&bin_dir, &self.layout, options, None)?;
+        let child = wait_until_ready(&bin_dir, starting, &self.layout)?;
         self.restarted.push(child);
         Ok(())
     }
@@ -209,6 +221,104 @@ impl Drop for Cluster {
     }
 }
 
+/// Decides what to do with whatever holds the data directory: true when a
+/// live, supervised server of ours answers on our socket (share it).
+/// Otherwise clears the way for a server of our own: removes a stale pid
+/// file, stops an orphaned server, waits out one that is shutting down.
+fn reuse_running_server(bin_dir: &Path, layout: &Layout) -> Result<bool, EmbeddedError> {
+    let deadline = Instant::now() + watchdog::READY_TIMEOUT;
+    loop {
+        match postmaster::holder(&layout.data_dir) {
+            Holder::Nobody => return Ok(false),
+            Holder::Stale { pid } => {
+                tracing::warn!(
+                    pid,
+                    data_dir = %layout.data_dir.display(),
+                    "removing a stale postmaster.pid: its pid is not a PostgreSQL of this data directory"
+                );
+                postmaster::remove_leftovers(&layout.data_dir, &layout.socket_dir)?;
+                return Ok(false);
+            }
+            Holder::Server(RunningServer { pid, orphaned, .. }) if orphaned => {
+                tracing::warn!(
+                    pid,
+                    "stopping a PostgreSQL of this data directory that nothing supervises any more"
+                );
+                if let Err(error) = stop_server(bin_dir, &layout.data_dir, "fast") {
+                    // It may have stopped by itself meanwhile (a watchdog's
+                    // helper outlives the watchdog); only a survivor is an error.
+                    if postmaster::is_postmaster_of(pid, &layout.data_dir) {
+                        return Err(error);
+                    }
+                }
+                // Look again: what the stopped server left is dealt with above.
+            }
+            Holder::Server(RunningServer {
+                pid, socket_dir, ..
+            }) => {
+                if socket_dir.as_deref() != Some(layout.socket_dir.as_path()) {
+                    return Err(EmbeddedError::ForeignServer {
+                        pid,
+                        data_dir: layout.data_dir.clone(),
+                        socket_dir: layout.socket_dir.clone(),
+                    });
+                }
+                if accepts_connections(bin_dir, &layout.socket_dir) {
+                    return Ok(true);
+                }
+                // Starting up or shutting down: wait for either outcome.
+                if Instant::now() > deadline {
+                    return Err(EmbeddedError::NotReady {
+                        seconds: watchdog::READY_TIMEOUT.as_secs(),
+                        log: layout.log.clone(),
+                        tail: format!("(the server with pid {pid} was started by another process)"),
+                    });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+/// `pg_ctl stop` in `mode` (`fast` or `immediate`), waiting until it is gone.
+fn stop_server(bin_dir: &Path, data_dir: &Path, mode: &str) -> Result<(), EmbeddedError> {
+    let mut pg_ctl = command_as_service_user(&bin_dir.join("pg_ctl"));
+    pg_ctl
+        .arg("stop")
+        .arg("-D")
+        .arg(data_dir)
+        .args(["-m", mode, "-w", "-t", "60"]);
+    run(
+        pg_ctl,
+        &format!("pg_ctl stop -m {mode} -D {}", data_dir.display()),
+    )
+}
+
+/// How long to keep trying when a new server finds the shared memory of
+/// its killed predecessor still attached by that one's dying children.
+const PREDECESSOR_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn start_server(
+    bin_dir: &Path,
+    layout: &Layout,
+    options: &ClusterOptions,
+    remove_on_exit: Option<&Path>,
+) -> Result<Child, EmbeddedError> {
+    let deadline = Instant::now() + PREDECESSOR_GRACE;
+    loop {
+        let starting = spawn_watchdog(bin_dir, layout, options, remove_on_exit)?;
+        match wait_until_ready(bin_dir, starting, layout) {
+            Err(EmbeddedError::ExitedEarly { tail, .. })
+                if tail.contains("pre-existing shared memory block")
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
 /// The path of one of the installed PostgreSQL client programs (`pg_dump`,
 /// `pg_restore`, `psql`...), from the same directory as the server
 /// binaries this crate runs: the same version as the clusters it starts, as
@@ -223,272 +333,5 @@ pub fn client_program(name: &str) -> Result<PathBuf, EmbeddedError> {
             program: name.to_owned(),
             bin_dir,
         })
-    }
-}
-
-fn absolute(path: &Path) -> Result<PathBuf, EmbeddedError> {
-    std::path::absolute(path).map_err(|source| EmbeddedError::Filesystem {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-fn running_as_root() -> bool {
-    fs::metadata("/proc/self").is_ok_and(|meta| meta.uid() == 0)
-}
-
-/// `initdb`, `postgres` and `pg_ctl` live together; prefer `pg_config`'s
-/// answer, then the newest version under /usr/lib/postgresql.
-fn find_bin_dir() -> Result<PathBuf, EmbeddedError> {
-    let has_server = |dir: &Path| dir.join("initdb").exists() && dir.join("postgres").exists();
-    if let Ok(output) = Command::new("pg_config").arg("--bindir").output() {
-        if output.status.success() {
-            let dir = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
-            if has_server(&dir) {
-                return Ok(dir);
-            }
-        }
-    }
-    let mut candidates: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let version = entry.file_name().to_string_lossy().parse::<u32>().ok()?;
-            Some((version, entry.path().join("bin")))
-        })
-        .filter(|(_, dir)| has_server(dir))
-        .collect();
-    candidates.sort();
-    candidates
-        .pop()
-        .map(|(_, dir)| dir)
-        .ok_or(EmbeddedError::BinariesNotFound)
-}
-
-/// A server another process started on this data directory, if it is alive.
-fn running_server_port(data_dir: &Path) -> Option<u16> {
-    let pid_file = fs::read_to_string(data_dir.join("postmaster.pid")).ok()?;
-    let mut lines = pid_file.lines();
-    let pid = lines.next()?.trim();
-    let port = lines.nth(2)?.trim().parse().ok()?;
-    Path::new("/proc").join(pid).exists().then_some(port)
-}
-
-/// A command that runs `program` as the service user when we are root.
-fn command_as_service_user(program: &Path) -> Command {
-    if running_as_root() {
-        let mut command = Command::new("runuser");
-        command.args(["-u", SERVICE_USER, "--"]).arg(program);
-        command
-    } else {
-        Command::new(program)
-    }
-}
-
-fn give_to_service_user(path: &Path) -> Result<(), EmbeddedError> {
-    if !running_as_root() {
-        return Ok(());
-    }
-    let output = Command::new("chown")
-        .args(["-R", &format!("{SERVICE_USER}:")])
-        .arg(path)
-        .output()
-        .map_err(|source| EmbeddedError::Spawn {
-            command: "chown".into(),
-            source,
-        })?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(EmbeddedError::CommandFailed {
-            command: format!("chown -R {SERVICE_USER}: {}", path.display()),
-            output: String::from_utf8_lossy(&output.stderr).into_owned(),
-        })
-    }
-}
-
-fn init_cluster(
-    bin_dir: &Path,
-    data_dir: &Path,
-    options: &ClusterOptions,
-) -> Result<(), EmbeddedError> {
-    let filesystem = |source| EmbeddedError::Filesystem {
-        path: data_dir.to_path_buf(),
-        source,
-    };
-    fs::create_dir_all(data_dir).map_err(filesystem)?;
-    give_to_service_user(data_dir)?;
-    let mut initdb = command_as_service_user(&bin_dir.join("initdb"));
-    initdb.arg("-D").arg(data_dir).args([
-        "-U",
-        SUPERUSER,
-        "--auth=trust",
-        "-E",
-        "UTF8",
-        "--locale=C",
-    ]);
-    if options.unsafe_fast {
-        initdb.arg("--no-sync");
-    }
-    let output = initdb.output().map_err(|source| EmbeddedError::Spawn {
-        command: "initdb".into(),
-        source,
-    })?;
-    if !output.status.success() {
-        return Err(EmbeddedError::CommandFailed {
-            command: format!("initdb -D {}", data_dir.display()),
-            output: String::from_utf8_lossy(&output.stderr).into_owned(),
-        });
-    }
-    Ok(())
-}
-
-fn free_loopback_port() -> Result<u16, EmbeddedError> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|source| EmbeddedError::Spawn {
-        command: "bind 127.0.0.1:0".into(),
-        source,
-    })?;
-    let port = listener
-        .local_addr()
-        .map_err(|source| EmbeddedError::Spawn {
-            command: "bind 127.0.0.1:0".into(),
-            source,
-        })?
-        .port();
-    Ok(port)
-}
-
-fn start_server(
-    bin_dir: &Path,
-    data_dir: &Path,
-    log: &Path,
-    options: &ClusterOptions,
-    remove_on_exit: Option<&Path>,
-) -> Result<(u16, Child), EmbeddedError> {
-    // A port freed by the kernel can be taken by someone else before the
-    // server binds it; try a few.
-    let mut last_error = None;
-    for _ in 0..5 {
-        let port = free_loopback_port()?;
-        match spawn_watchdog(bin_dir, data_dir, log, port, options, remove_on_exit)
-            .and_then(|child| wait_until_ready(bin_dir, child, port, log))
-        {
-            Ok(child) => return Ok((port, child)),
-            Err(error @ EmbeddedError::ExitedEarly { .. }) => last_error = Some(error),
-            Err(error) => return Err(error),
-        }
-    }
-    Err(last_error.unwrap_or(EmbeddedError::ExitedEarly {
-        log: log.to_path_buf(),
-    }))
-}
-
-/// Runs `postgres` under `sh`, which stops it (SIGINT: fast shutdown) when
-/// its stdin reaches end-of-file, i.e. when this process lets go of it.
-fn spawn_watchdog(
-    bin_dir: &Path,
-    data_dir: &Path,
-    log: &Path,
-    port: u16,
-    options: &ClusterOptions,
-    remove_on_exit: Option<&Path>,
-) -> Result<Child, EmbeddedError> {
-    let mut settings = vec![
-        ("listen_addresses".to_string(), "127.0.0.1".to_string()),
-        ("unix_socket_directories".to_string(), String::new()),
-        ("port".to_string(), port.to_string()),
-    ];
-    if options.unsafe_fast {
-        for (name, value) in [
-            ("fsync", "off"),
-            ("synchronous_commit", "off"),
-            ("full_page_writes", "off"),
-        ] {
-            settings.push((name.into(), value.into()));
-        }
-    }
-    settings.extend(options.settings.iter().cloned());
-    let mut script = String::from("\"$0\" -D \"$1\"");
-    let mut args: Vec<String> = vec![
-        bin_dir.join("postgres").display().to_string(),
-        data_dir.display().to_string(),
-    ];
-    for (name, value) in settings {
-        args.push(format!("{name}={value}"));
-        script.push_str(&format!(" -c \"${{{}}}\"", args.len() - 1));
-    }
-    script.push_str(" <&- & pid=$!; read -r _ || true; kill -INT \"$pid\"; wait \"$pid\"");
-    if let Some(dir) = remove_on_exit {
-        args.push(dir.display().to_string());
-        script.push_str(&format!("; rm -rf \"${{{}}}\"", args.len() - 1));
-    }
-
-    let log_file = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .map_err(|source| EmbeddedError::Filesystem {
-            path: log.to_path_buf(),
-            source,
-        })?;
-    let log_err = log_file
-        .try_clone()
-        .map_err(|source| EmbeddedError::Filesystem {
-            path: log.to_path_buf(),
-            source,
-        })?;
-    let mut command = command_as_service_user(Path::new("/bin/sh"));
-    command
-        .arg("-c")
-        .arg(&script)
-        .args(&args)
-        .stdin(Stdio::piped())
-        .stdout(log_file)
-        .stderr(log_err);
-    command.spawn().map_err(|source| EmbeddedError::Spawn {
-        command: "postgres".into(),
-        source,
-    })
-}
-
-fn wait_until_ready(
-    bin_dir: &Path,
-    mut child: Child,
-    port: u16,
-    log: &Path,
-) -> Result<Child, EmbeddedError> {
-    let deadline = Instant::now() + READY_TIMEOUT;
-    loop {
-        if let Ok(Some(_)) = child.try_wait() {
-            return Err(EmbeddedError::ExitedEarly {
-                log: log.to_path_buf(),
-            });
-        }
-        let ready = Command::new(bin_dir.join("pg_isready"))
-            .args([
-                "-q",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-U",
-                SUPERUSER,
-            ])
-            .status()
-            .is_ok_and(|status| status.success());
-        if ready {
-            return Ok(child);
-        }
-        if Instant::now() > deadline {
-            drop(child.stdin.take());
-            let _ = child.wait();
-            return Err(EmbeddedError::NotReady {
-                seconds: READY_TIMEOUT.as_secs(),
-                log: log.to_path_buf(),
-            });
-        }
-        // A starting server offers nothing to wait on but its port.
-        std::thread::sleep(Duration::from_millis(50));
     }
 }

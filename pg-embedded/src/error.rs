@@ -26,10 +26,34 @@ pub enum EmbeddedError {
         #[source]
         source: std::io::Error,
     },
-    #[error("PostgreSQL did not become ready within {seconds} s; see its log at {log}")]
-    NotReady { seconds: u64, log: PathBuf },
-    #[error("PostgreSQL exited during start-up; see its log at {log}")]
-    ExitedEarly { log: PathBuf },
+    #[error(
+        "PostgreSQL did not become ready within {seconds} s; the end of its log ({log}):\n{tail}"
+    )]
+    NotReady {
+        seconds: u64,
+        log: PathBuf,
+        tail: String,
+    },
+    #[error("PostgreSQL exited during start-up; the end of its log ({log}):\n{tail}")]
+    ExitedEarly { log: PathBuf, tail: String },
+    #[error(
+        "a PostgreSQL server (pid {pid}) runs on {data_dir} but not on the socket directory \
+         {socket_dir} (started by another program or an older orderstream): stop it first"
+    )]
+    ForeignServer {
+        pid: u32,
+        data_dir: PathBuf,
+        socket_dir: PathBuf,
+    },
+    #[error(
+        "the socket directory {path} is {length} bytes long, PostgreSQL allows {max}: \
+         run from a shorter directory or set DATABASE_URL"
+    )]
+    SocketPathTooLong {
+        path: PathBuf,
+        length: usize,
+        max: usize,
+    },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]

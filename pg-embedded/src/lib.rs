@@ -6,6 +6,9 @@
 //! As root, which PostgreSQL refuses to run as, it runs them as the `postgres`
 //! OS user.
 //!
+//! A cluster is reachable only by that OS user (and root): no TCP, one unix
+//! socket in a 0700 directory (see [`Cluster`]).
+//!
 //! Start reading at [`Cluster`] (a running server) and [`TestDatabase`] (one
 //! fresh, migrated database per test, cloned from a template).
 //!
@@ -16,7 +19,10 @@
 mod backup;
 mod cluster;
 mod error;
+mod install;
+mod postmaster;
 mod test_database;
+mod watchdog;
 
 pub use backup::{advance_transaction_ids, dump_and_restore};
 pub use cluster::{client_program, Cluster, ClusterOptions};

@@ -91,17 +91,21 @@ async fn admin_connection(admin_url: &str) -> Result<PgConnection, EmbeddedError
     Ok(options.disable_statement_logging().connect().await?)
 }
 
+/// `admin_url` with its database replaced by `database`; query parameters
+/// (a socket directory, `sslmode`...) are kept.
 fn database_url(admin_url: &str, database: &str) -> String {
-    format!("{}/{database}", url_without_database(admin_url))
-}
-
-/// `postgres://user@host:port/db?params` -> `postgres://user@host:port`
-/// (query parameters are dropped with the database name).
-fn url_without_database(url: &str) -> String {
-    let scheme_end = url.find("://").map_or(0, |index| index + 3);
-    match url[scheme_end..].find('/') {
-        Some(slash) => url[..scheme_end + slash].to_string(),
-        None => url.split('?').next().unwrap_or(url).to_string(),
+    let (base, query) = match admin_url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (admin_url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |index| index + 3);
+    let server = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{server}/{database}?{query}"),
+        None => format!("{server}/{database}"),
     }
 }
 
@@ -187,17 +191,24 @@ fn migrations_digest(migrator: &Migrator) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::url_without_database;
+    use super::database_url;
 
     #[test]
-    fn the_database_name_and_parameters_are_cut_from_a_url() {
+    fn the_database_is_replaced_and_the_parameters_kept() {
         assert_eq!(
-            url_without_database("postgres://u@h:5432/db?sslmode=disable"),
-            "postgres://u@h:5432"
+            database_url("postgres://u@h:5432/db?sslmode=disable", "other"),
+            "postgres://u@h:5432/other?sslmode=disable"
         );
         assert_eq!(
-            url_without_database("postgres://u@h:5432"),
-            "postgres://u@h:5432"
+            database_url("postgres://u@h:5432", "other"),
+            "postgres://u@h:5432/other"
+        );
+        assert_eq!(
+            database_url(
+                "postgres://postgres@localhost/postgres?host=/tmp/x/socket&port=5432",
+                "t"
+            ),
+            "postgres://postgres@localhost/t?host=/tmp/x/socket&port=5432"
         );
     }
 }

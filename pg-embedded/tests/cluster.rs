@@ -56,18 +56,18 @@ async fn a_persistent_cluster_keeps_its_data_across_restarts_and_is_shared_while
     .await
     .expect("join")
     .expect("second start");
-    assert_eq!(second.port(), first.port());
+    assert_eq!(second.socket_dir(), first.socket_dir());
     drop(second);
     query_one(&first.url("kept"), "SELECT 1::bigint")
         .await
         .expect("the second handle did not stop the first's server");
 
-    let port = first.port();
+    let url = first.url("postgres");
     tokio::task::spawn_blocking(move || first.stop())
         .await
         .expect("stop");
     assert!(
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        sqlx::PgConnection::connect(&url).await.is_err(),
         "the server stopped with its owner"
     );
 

@@ -5,6 +5,7 @@
 mod audit;
 mod choreography;
 mod crash_recovery;
+mod deployment;
 mod errors;
 mod faults;
 mod hardening;

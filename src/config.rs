@@ -1,0 +1,215 @@
+//! The process's configuration, read once at start-up from the command line
+//! and the environment, passed down to what needs it, and printed (with
+//! secrets hidden) as one log line.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use anyhow::bail;
+use api::ApiConfig;
+use commands::ExecutorOptions;
+use event_store::StoreOptions;
+use pg_embedded::ClusterOptions;
+use projections::runtime::{Fulfilment, RuntimeOptions};
+
+use crate::redact;
+
+/// Where the embedded cluster keeps its data, relative to the working
+/// directory; its socket directory and log sit beside it.
+const EMBEDDED_DATA_DIR: &str = ".orderstream/pg";
+const EMBEDDED_DATABASE: &str = "orderstream";
+
+/// Settings every command takes.
+#[derive(clap::Args)]
+pub struct GlobalArgs {
+    /// `text` for people, `json` (one object per line) for log shippers.
+    #[arg(
+        long,
+        env = "ORDERSTREAM_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text,
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The settings of `orderstream serve`.
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "ORDERSTREAM_BIND", default_value = "127.0.0.1:8080")]
+    bind: String,
+    /// `auto` ships every reserved order at once; `manual` waits for
+    /// POST /orders/{id}/ship.
+    #[arg(long, env = "ORDERSTREAM_FULFILLMENT", default_value = "auto")]
+    fulfillment: Fulfilment,
+    /// Bearer token of the admin endpoints; unset leaves them closed.
+    #[arg(long, env = "ORDERSTREAM_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Serve HTTP only; subscriptions run in another process.
+    #[arg(long, conflicts_with = "workers_only")]
+    api_only: bool,
+    /// Run the subscriptions only, with no HTTP listener.
+    #[arg(long)]
+    workers_only: bool,
+}
+
+/// Which PostgreSQL the process uses.
+#[derive(Debug, Clone)]
+pub enum DatabaseSource {
+    /// `DATABASE_URL`: an existing server; never shown unredacted.
+    Url(String),
+    /// No `DATABASE_URL`: a private cluster under the working directory.
+    Embedded {
+        data_dir: PathBuf,
+        database: String,
+        cluster: ClusterOptions,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database: DatabaseSource,
+    pub store: StoreOptions,
+    pub log_format: LogFormat,
+    /// Only for `serve`.
+    pub serve: Option<ServeConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub bind: String,
+    /// Timeouts, limits and the admin token of the HTTP API.
+    pub api: ApiConfig,
+    pub api_only: bool,
+    pub workers_only: bool,
+    pub executor: ExecutorOptions,
+    pub runtime: RuntimeOptions,
+}
+
+impl Config {
+    /// Reads `DATABASE_URL` from the environment; everything else comes
+    /// through `clap` (flags, or their environment variables).
+    pub fn load(global: &GlobalArgs, serve: Option<&ServeArgs>) -> anyhow::Result<Config> {
+        let database = match std::env::var("DATABASE_URL") {
+            Ok(url) if !url.trim().is_empty() => DatabaseSource::Url(url),
+            Ok(_) | Err(std::env::VarError::NotPresent) => DatabaseSource::Embedded {
+                data_dir: PathBuf::from(EMBEDDED_DATA_DIR),
+                database: EMBEDDED_DATABASE.to_owned(),
+                cluster: ClusterOptions::default(),
+            },
+            Err(std::env::VarError::NotUnicode(_)) => bail!("DATABASE_URL is not valid UTF-8"),
+        };
+        let serve = serve
+            .map(|args| -> anyhow::Result<ServeConfig> {
+                Ok(ServeConfig {
+                    bind: args.bind.clone(),
+                    api: ApiConfig {
+                        admin_token: args.admin_token.clone(),
+                        ..ApiConfig::from_env()?
+                    },
+                    api_only: args.api_only,
+                    workers_only: args.workers_only,
+                    executor: ExecutorOptions::default(),
+                    runtime: RuntimeOptions {
+                        fulfilment: args.fulfillment,
+                        ..RuntimeOptions::default()
+                    },
+                })
+            })
+            .transpose()?;
+        Ok(Config {
+            database,
+            store: StoreOptions::default(),
+            log_format: global.log_format,
+            serve,
+        })
+    }
+}
+
+impl DatabaseSource {
+    /// For logs: the URL with its secrets hidden, or where the embedded
+    /// cluster lives.
+    pub fn describe(&self) -> String {
+        match self {
+            DatabaseSource::Url(url) => redact::connection_string(url),
+            DatabaseSource::Embedded { data_dir, .. } => {
+                format!("embedded PostgreSQL in {}", data_dir.display())
+            }
+        }
+    }
+}
+
+/// One line, secrets hidden: what the process runs with.
+impl fmt::Display for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "database=\"{}\" max_connections={} log_format={:?}",
+            self.database.describe(),
+            self.store.max_connections,
+            self.log_format
+        )?;
+        if let Some(serve) = &self.serve {
+            write!(
+                f,
+                " bind={} fulfilment={:?} admin_token={} api_only={} workers_only={} \
+                 request_timeout={:?} header_timeout={:?} max_concurrent_requests={} \
+                 shutdown_grace={:?}",
+                serve.bind,
+                serve.runtime.fulfilment,
+                if serve.api.admin_token.is_some() {
+                    "set"
+                } else {
+                    "unset"
+                },
+                serve.api_only,
+                serve.workers_only,
+                serve.api.request_timeout,
+                serve.api.header_read_timeout,
+                serve.api.max_concurrent_requests,
+                serve.api.shutdown_grace
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_printed_configuration_hides_the_password_and_the_admin_token() {
+        let config = Config {
+            database: DatabaseSource::Url("postgres://app:hunter2@db/orders".into()),
+            store: StoreOptions::default(),
+            log_format: LogFormat::Json,
+            serve: Some(ServeConfig {
+                bind: "0.0.0.0:8080".into(),
+                api: ApiConfig {
+                    admin_token: Some("very-secret-token".into()),
+                    ..ApiConfig::default()
+                },
+                api_only: false,
+                workers_only: false,
+                executor: ExecutorOptions::default(),
+                runtime: RuntimeOptions::default(),
+            }),
+        };
+        let printed = config.to_string();
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(!printed.contains("very-secret-token"), "{printed}");
+        assert!(
+            printed.contains("postgres://app:***@db/orders"),
+            "{printed}"
+        );
+        assert!(printed.contains("admin_token=set"), "{printed}");
+    }
+}
