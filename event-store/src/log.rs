@@ -188,78 +188,64 @@ pub(crate) async fn head(pool: &PgPool) -> Result<LogCursor, StoreError> {
 }
 
 /// Where a reader that holds a bare position `position` resumes: the
-/// latest cursor with no event of a greater position at or before it, now
-/// or later. Position 0 (or less) is the start.
+/// latest cursor at or before the event at `position` (when there is one)
+/// with no event of a greater position at or before it, now or later.
+/// Position 0 (or less) is the start.
 ///
-/// The cursor of the event at `position` is not that place: an event of a
-/// concurrent transaction can take a greater position yet sort before it,
-/// and a reader resuming there would never see it. So the cursor stops
-/// just before the first event, in log order, whose position is greater,
-/// and before the visibility horizon, since a transaction still running
-/// below it may yet add one. Events at or below `position` may follow that
-/// cursor; [`read_above`] leaves them out for readers that want exactly
-/// "every event with a greater position".
+/// The cursor of the event at `position` alone is not that place: an event
+/// of a concurrent transaction can take a greater position yet sort before
+/// it, and a reader resuming there would never see it. So the cursor also
+/// stops just before the first event, in log order, whose position is
+/// greater, and before the visibility horizon, since a transaction still
+/// running below it may yet add one. A reader resuming there reads every
+/// event after the one at `position` and every event of a greater
+/// position, each once; it may read again a few events of transactions
+/// concurrent with the one at `position`.
 pub(crate) async fn cursor_at(pool: &PgPool, position: i64) -> Result<LogCursor, StoreError> {
     if position <= 0 {
         return Ok(LogCursor::START);
     }
     // One statement, so the horizon and the events are of one snapshot.
-    // With the planner's statistics this is one short index scan either
-    // way: the log-order index for an old position (the first greater one
-    // is near the scan's start), the position key for a recent one (few
-    // greater positions to sort).
-    let (horizon, first_greater): (i64, Option<(i64, i64)>) = {
-        let row: (i64, Option<i64>, Option<i64>) = sqlx::query_as(&format!(
-            "SELECT {VISIBLE_HORIZON}, greater.transaction_id, greater.position \
-             FROM (SELECT 1) AS one LEFT JOIN LATERAL ( \
+    // The planner picks, from its statistics, the log-order index for an
+    // old position (the first greater one is near the scan's start) or
+    // the position key for a recent one (few greater positions to sort).
+    let row: (i64, Option<i64>, Option<i64>, Option<i64>, Option<i64>) = sqlx::query_as(&format!(
+        "SELECT {VISIBLE_HORIZON}, held.transaction_id, held.position, \
+                    greater.transaction_id, greater.position \
+             FROM (SELECT 1) AS one \
+             LEFT JOIN LATERAL ( \
+                 SELECT transaction_id, position FROM events WHERE position = $1) AS held ON true \
+             LEFT JOIN LATERAL ( \
                  SELECT transaction_id, position FROM events WHERE position > $1 \
                  ORDER BY transaction_id, position LIMIT 1) AS greater ON true"
-        ))
-        .bind(position)
-        .fetch_one(pool)
-        .await?;
-        (row.0, row.1.zip(row.2))
-    };
-    Ok(resume_cursor(horizon, first_greater))
-}
-
-/// The latest cursor before both the horizon and the first event of a
-/// greater position (`(transaction_id, position)`). Positions start at 1, so
-/// `(t, 0)` lies before every event of transaction `t`, and `(t, p - 1)`
-/// before the event `(t, p)` alone.
-fn resume_cursor(horizon: i64, first_greater: Option<(i64, i64)>) -> LogCursor {
-    let before_horizon = LogCursor {
-        transaction_id: horizon,
-        position: 0,
-    };
-    let before_greater = first_greater.map(|(transaction_id, position)| LogCursor {
-        transaction_id,
-        position: position - 1,
-    });
-    before_greater.map_or(before_horizon, |cursor| cursor.min(before_horizon))
-}
-
-/// Up to `limit` events after `after` in log order whose position is
-/// greater than `above`: what a reader resuming from a bare position reads
-/// (see [`cursor_at`]); `above = 0` reads everything after `after`.
-pub(crate) async fn read_above(
-    pool: &PgPool,
-    after: LogCursor,
-    above: i64,
-    limit: i64,
-) -> Result<Vec<RecordedEvent>, StoreError> {
-    Ok(sqlx::query_as::<_, RecordedEvent>(&format!(
-        "SELECT {EVENT_COLUMNS} FROM events \
-         WHERE transaction_id >= $1 AND (transaction_id, position) > ($1, $2) \
-           AND position > $3 AND transaction_id < {VISIBLE_HORIZON} \
-         ORDER BY transaction_id, position LIMIT $4"
     ))
-    .bind(after.transaction_id)
-    .bind(after.position)
-    .bind(above)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?)
+    .bind(position)
+    .fetch_one(pool)
+    .await?;
+    let (horizon, held, greater) = (row.0, row.1.zip(row.2), row.3.zip(row.4));
+    Ok(resume_cursor(horizon, held, greater))
+}
+
+/// The latest cursor at or before `held` (the event at the position, if
+/// any), before the horizon and before `greater` (the first event in log
+/// order with a greater position). Positions start at 1, so `(t, 0)` lies
+/// before every event of transaction `t`, and `(t, p - 1)` before the event
+/// `(t, p)` alone.
+fn resume_cursor(horizon: i64, held: Option<(i64, i64)>, greater: Option<(i64, i64)>) -> LogCursor {
+    let cursor = |(transaction_id, position): (i64, i64)| LogCursor {
+        transaction_id,
+        position,
+    };
+    let before_horizon = cursor((horizon, 0));
+    [
+        Some(before_horizon),
+        held.map(cursor),
+        greater.map(|(transaction_id, position)| cursor((transaction_id, position - 1))),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+    .unwrap_or(before_horizon)
 }
 
 /// One page of a stream's flow: see [`read_flow`].
@@ -349,6 +335,35 @@ pub(crate) async fn read_correlation(
 #[cfg(test)]
 mod tests {
     use pg_embedded::TestDatabase;
+
+    #[test]
+    fn a_position_resumes_before_any_greater_one_and_the_running_transactions() {
+        let at = |transaction_id, position| LogCursor {
+            transaction_id,
+            position,
+        };
+        // The event held sorts first, nothing runs: resume right after it.
+        assert_eq!(
+            super::resume_cursor(900, Some((100, 8)), Some((101, 9))),
+            at(100, 8)
+        );
+        // A greater position sorts before the event held: resume before it.
+        assert_eq!(
+            super::resume_cursor(900, Some((101, 7)), Some((100, 9))),
+            at(100, 8)
+        );
+        // Transaction 95 still runs and may add a greater position.
+        assert_eq!(
+            super::resume_cursor(95, Some((101, 7)), Some((100, 9))),
+            at(95, 0)
+        );
+        // A position no event holds (a rolled-back append).
+        assert_eq!(
+            super::resume_cursor(900, None, Some((300, 12))),
+            at(300, 11)
+        );
+        assert_eq!(super::resume_cursor(900, None, None), at(900, 0));
+    }
     use sqlx::Connection;
 
     use super::*;

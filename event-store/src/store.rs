@@ -209,23 +209,10 @@ impl EventStore {
     }
 
     /// Where a reader holding the bare position `position` resumes so that
-    /// it misses no event of a greater position, whatever their order in
-    /// the log (see `log.rs`). It may come before events at or below
-    /// `position`: [`EventStore::read_log_above`] leaves those out.
+    /// it misses neither an event after the one at `position` nor one of a
+    /// greater position, whatever their order in the log (see `log.rs`).
     pub async fn cursor_at(&self, position: i64) -> Result<LogCursor, StoreError> {
         log::cursor_at(&self.inner.pool, position).await
-    }
-
-    /// Like [`EventStore::read_log`], leaving out the events whose position
-    /// is `above` or lower: with [`EventStore::cursor_at`]`(above)`, every
-    /// event with a greater position, each once.
-    pub async fn read_log_above(
-        &self,
-        after: LogCursor,
-        above: i64,
-        limit: i64,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        log::read_above(&self.inner.pool, after, above, limit).await
     }
 
     /// A page of the flow of a stream: every event sharing a correlation id

@@ -5,7 +5,9 @@ use axum::extract::State;
 use axum::http::Uri;
 use event_store::{AsOf, Direction, LogCursor, StreamRead};
 
-use super::paging::{self, decode, encode, limit, more_follow, next_link, Paged};
+use super::paging::{
+    self, decode_log_cursor, encode_log_cursor, limit, more_follow, next_link, Paged,
+};
 use crate::dto::{EventBody, LogBody, LogQuery, StreamBody, StreamQuery};
 use crate::error::{ApiError, Problem};
 use crate::extract::{PathParams, QueryParams};
@@ -96,11 +98,10 @@ pub async fn read_stream(
 /// Where a read of the log starts, as `after` says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LogAfter {
-    /// A bare position (0: the start): every event with a greater one.
+    /// A bare position (0: the start), from an event or a write response.
     Position(i64),
-    /// The `next` of an earlier page: exactly where that page ended,
-    /// still leaving out what the read it continues left out.
-    Cursor { cursor: LogCursor, above: i64 },
+    /// The `next` of an earlier page: exactly where that page ended.
+    Cursor(LogCursor),
 }
 
 impl LogAfter {
@@ -115,42 +116,33 @@ impl LogAfter {
                 Ok(LogAfter::Position(position))
             };
         }
-        let (transaction_id, position, above) = match (decode::<2>(after), decode::<3>(after)) {
-            (Some([transaction_id, position]), _) => (transaction_id, position, 0),
-            (_, Some([transaction_id, position, above])) => (transaction_id, position, above),
-            _ => (-1, -1, -1),
-        };
-        if transaction_id < 0 || position < 0 || above < 0 {
-            return Err(ApiError::BadRequest(format!(
-                "after must be a position (0: the start) or the `next` of a page, got {after:?}"
-            )));
-        }
-        Ok(LogAfter::Cursor {
-            cursor: LogCursor {
-                transaction_id,
-                position,
-            },
-            above,
-        })
+        decode_log_cursor(Some(after))
+            .map(LogAfter::Cursor)
+            .map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "after must be a position (0: the start) or the `next` of a page, got {after:?}"
+                ))
+            })
     }
 
-    /// The opaque `next` for a page that ended at `cursor`.
-    fn next(cursor: LogCursor, above: i64) -> String {
-        if above == 0 {
-            paging::encode_log_cursor(cursor)
-        } else {
-            encode(&[cursor.transaction_id, cursor.position, above])
+    /// What this `after` is passed back as when the page is empty.
+    fn next_when_empty(self) -> String {
+        match self {
+            // Resolved again on the next request, which is as safe.
+            LogAfter::Position(position) => position.to_string(),
+            LogAfter::Cursor(cursor) => encode_log_cursor(cursor),
         }
     }
 }
 
 /// The global log after `after`: gap-free and in log order, so paging with
 /// `next` never skips or repeats an event. `after` is a position or the
-/// `next` of a page (see `LogAfter` and API.md).
+/// `next` of a page (see `LogAfter`, and `EventStore::cursor_at` for what a
+/// position means).
 #[utoipa::path(
     get, path = "/events", tag = "audit",
     params(
-        ("after" = Option<String>, Query, description = "0 (default: the start); a position P: every event whose position is greater than P, each once; or the opaque `next` of a page: the events after it"),
+        ("after" = Option<String>, Query, description = "0 (default): the start; a position P (of an event or a write response): every event after the one at P in the log and every event with a greater position; the opaque `next` of a page: the events after that page"),
         ("limit" = Option<i64>, Query, description = "1-1000, default 1000"),
     ),
     responses(
@@ -166,24 +158,18 @@ pub async fn read_log(
 ) -> Result<Paged<LogBody>, ApiError> {
     let after = LogAfter::parse(query.after.as_deref())?;
     let limit = limit(query.limit, paging::DEFAULT_LIMIT)?;
-    let (cursor, above) = match after {
-        // Not the cursor of the event at P: a concurrent transaction's
-        // event may hold a greater position yet sort before it.
-        LogAfter::Position(position) => (state.store().cursor_at(position).await?, position),
-        LogAfter::Cursor { cursor, above } => (cursor, above),
+    let cursor = match after {
+        // Not simply the cursor of the event at P: a concurrent
+        // transaction's event may hold a greater position yet sort before it.
+        LogAfter::Position(position) => state.store().cursor_at(position).await?,
+        LogAfter::Cursor(cursor) => cursor,
     };
-    let mut events = state
-        .store()
-        .read_log_above(cursor, above, limit + 1)
-        .await?;
+    let mut events = state.store().read_log(cursor, limit + 1).await?;
     let more = more_follow(&mut events, limit);
-    let next = match (events.last(), after) {
-        (Some(last), _) => LogAfter::next(last.cursor(), above),
-        // Nothing new: the same `after` reads on later (a position is
-        // resolved again then, which is as safe).
-        (None, LogAfter::Position(position)) => position.to_string(),
-        (None, LogAfter::Cursor { cursor, above }) => LogAfter::next(cursor, above),
-    };
+    let next = events.last().map_or_else(
+        || after.next_when_empty(),
+        |last| encode_log_cursor(last.cursor()),
+    );
     let link = if more {
         next_link(&uri, "after", &next)
     } else {
@@ -213,14 +199,12 @@ mod tests {
             transaction_id: 900,
             position: 12,
         };
-        for above in [0, 17] {
-            let next = LogAfter::next(cursor, above);
-            assert_eq!(
-                LogAfter::parse(Some(&next)).ok(),
-                Some(LogAfter::Cursor { cursor, above })
-            );
-        }
-        for wrong in ["-1", "x", "1_2_3_4", "1_-2", "", "1.5"] {
+        let next = LogAfter::Cursor(cursor).next_when_empty();
+        assert_eq!(
+            LogAfter::parse(Some(&next)).ok(),
+            Some(LogAfter::Cursor(cursor))
+        );
+        for wrong in ["-1", "x", "1_2_3", "1_-2", "", "1.5"] {
             assert!(LogAfter::parse(Some(wrong)).is_err(), "{wrong:?} accepted");
         }
     }
