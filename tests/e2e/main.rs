@@ -12,6 +12,7 @@ mod idempotency;
 mod inventory;
 mod operations;
 mod orders;
+mod paging;
 mod properties;
 mod quick_tour;
 mod restore;
