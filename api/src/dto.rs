@@ -78,6 +78,24 @@ pub struct AtQuery {
 pub struct HistoryQuery {
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
+    /// The cursor of a `Link: rel="next"` URL.
+    pub after: Option<String>,
+    pub limit: Option<i64>,
+}
+
+/// `?after=<cursor>&limit=` of a paged list whose cursor is opaque.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PageQuery {
+    /// The cursor of a `Link: rel="next"` URL.
+    pub after: Option<String>,
+    pub limit: Option<i64>,
+}
+
+/// `GET /orders/{id}/history?from_version=&limit=`
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct StreamPageQuery {
+    pub from_version: Option<i64>,
+    pub limit: Option<i64>,
 }
 
 // ------------------------------------------------------------------- orders
@@ -246,6 +264,9 @@ pub struct StreamBody {
     /// The stream's version (as of `as_of` when given).
     pub version: i64,
     pub events: Vec<EventBody>,
+    /// The `from_version` of the next page in the same direction, when
+    /// more events follow (also in the `Link` header).
+    pub next_from_version: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -260,13 +281,15 @@ pub struct StreamQuery {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct LogBody {
     pub events: Vec<EventBody>,
-    /// Pass as `after` to read on.
-    pub next: i64,
+    /// Pass as `after` to read on: an opaque cursor (the `after` given,
+    /// when the page is empty).
+    pub next: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct LogQuery {
-    pub after: Option<i64>,
+    /// A position, or the `next` of a page.
+    pub after: Option<String>,
     pub limit: Option<i64>,
 }
 

@@ -33,7 +33,7 @@ pub use checkpoints::{save as save_checkpoint, CheckpointLease};
 pub use error::{FailureClass, StoreError};
 pub use event::{EventMetadata, NewEvent, RecordedEvent};
 pub use expected_version::ExpectedVersion;
-pub use log::{LogCursor, LogFilter};
+pub use log::{FlowPage, LogCursor, LogFilter};
 pub use log_epoch::LogEpochShift;
 pub use snapshots::Snapshot;
 pub use store::{EventStore, StoreOptions};

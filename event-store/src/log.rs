@@ -187,27 +187,128 @@ pub(crate) async fn head(pool: &PgPool) -> Result<LogCursor, StoreError> {
     )
 }
 
-/// The cursor just after the event at `position`, for callers who speak in
-/// positions (`GET /events?after=`). Position 0 is the start. A position
-/// that holds no event (a rolled-back append) maps to the cursor of the
-/// nearest event below it.
+/// Where a reader that holds a bare position `position` resumes: the
+/// latest cursor at or before the event at `position` (when there is one)
+/// with no event of a greater position at or before it, now or later.
+/// Position 0 (or less) is the start.
+///
+/// The cursor of the event at `position` alone is not that place: an event
+/// of a concurrent transaction can take a greater position yet sort before
+/// it, and a reader resuming there would never see it. So the cursor also
+/// stops just before the first event, in log order, whose position is
+/// greater, and before the visibility horizon, since a transaction still
+/// running below it may yet add one. A reader resuming there reads every
+/// event after the one at `position` and every event of a greater
+/// position, each once; it may read again a few events of transactions
+/// concurrent with the one at `position`.
 pub(crate) async fn cursor_at(pool: &PgPool, position: i64) -> Result<LogCursor, StoreError> {
     if position <= 0 {
         return Ok(LogCursor::START);
     }
-    let row: Option<(i64, i64)> = sqlx::query_as(
-        "SELECT transaction_id, position FROM events WHERE position <= $1 \
-         ORDER BY position DESC LIMIT 1",
-    )
+    // One statement, so the horizon and the events are of one snapshot.
+    // The planner picks, from its statistics, the log-order index for an
+    // old position (the first greater one is near the scan's start) or
+    // the position key for a recent one (few greater positions to sort).
+    let row: (i64, Option<i64>, Option<i64>, Option<i64>, Option<i64>) = sqlx::query_as(&format!(
+        "SELECT {VISIBLE_HORIZON}, held.transaction_id, held.position, \
+                    greater.transaction_id, greater.position \
+             FROM (SELECT 1) AS one \
+             LEFT JOIN LATERAL ( \
+                 SELECT transaction_id, position FROM events WHERE position = $1) AS held ON true \
+             LEFT JOIN LATERAL ( \
+                 SELECT transaction_id, position FROM events WHERE position > $1 \
+                 ORDER BY transaction_id, position LIMIT 1) AS greater ON true"
+    ))
     .bind(position)
-    .fetch_optional(pool)
+    .fetch_one(pool)
     .await?;
-    Ok(
-        row.map_or(LogCursor::START, |(transaction_id, position)| LogCursor {
-            transaction_id,
-            position,
-        }),
-    )
+    let (horizon, held, greater) = (row.0, row.1.zip(row.2), row.3.zip(row.4));
+    Ok(resume_cursor(horizon, held, greater))
+}
+
+/// The latest cursor at or before `held` (the event at the position, if
+/// any), before the horizon and before `greater` (the first event in log
+/// order with a greater position). Positions start at 1, so `(t, 0)` lies
+/// before every event of transaction `t`, and `(t, p - 1)` before the event
+/// `(t, p)` alone.
+fn resume_cursor(horizon: i64, held: Option<(i64, i64)>, greater: Option<(i64, i64)>) -> LogCursor {
+    let cursor = |(transaction_id, position): (i64, i64)| LogCursor {
+        transaction_id,
+        position,
+    };
+    let before_horizon = cursor((horizon, 0));
+    [
+        Some(before_horizon),
+        held.map(cursor),
+        greater.map(|(transaction_id, position)| cursor((transaction_id, position - 1))),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+    .unwrap_or(before_horizon)
+}
+
+/// One page of a stream's flow: see [`read_flow`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowPage {
+    pub events: Vec<RecordedEvent>,
+    /// Where the next page starts, when more events follow.
+    pub next: Option<LogCursor>,
+}
+
+#[derive(sqlx::FromRow)]
+struct FlowRow {
+    #[sqlx(flatten)]
+    event: RecordedEvent,
+    settled: bool,
+}
+
+/// The flow of a stream, a page at a time: every event, in any stream,
+/// that shares a correlation id with an event of `stream_id`, in log
+/// order, after `after`. The stream's own events come too before the log
+/// shows them (committed while an older transaction still runs), so a
+/// writer reads its writes; they sort after every settled event and a
+/// page never continues past them, so paging by `next` stays gap-free.
+pub(crate) async fn read_flow(
+    pool: &PgPool,
+    stream_id: &str,
+    after: LogCursor,
+    limit: i64,
+) -> Result<FlowPage, StoreError> {
+    let mut rows = sqlx::query_as::<_, FlowRow>(&format!(
+        "WITH horizon AS (SELECT {VISIBLE_HORIZON} AS id) \
+         SELECT {EVENT_COLUMNS}, transaction_id < (SELECT id FROM horizon) AS settled \
+         FROM events \
+         WHERE transaction_id >= $2 AND (transaction_id, position) > ($2, $3) \
+           AND (stream_id = $1 OR (transaction_id < (SELECT id FROM horizon) \
+                AND correlation_id IN (SELECT correlation_id FROM events \
+                    WHERE stream_id = $1 AND correlation_id IS NOT NULL))) \
+         ORDER BY transaction_id, position LIMIT $4"
+    ))
+    .bind(stream_id)
+    .bind(after.transaction_id)
+    .bind(after.position)
+    .bind(limit.saturating_add(1))
+    .fetch_all(pool)
+    .await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let next = if more {
+        // Unsettled events sort last; the next page starts before them.
+        let settled = rows.iter().take_while(|row| row.settled).count();
+        if settled > 0 {
+            rows.truncate(settled);
+        }
+        rows.last()
+            .filter(|row| row.settled)
+            .map(|row| row.event.cursor())
+    } else {
+        None
+    };
+    Ok(FlowPage {
+        events: rows.into_iter().map(|row| row.event).collect(),
+        next,
+    })
 }
 
 /// Every event that shares a correlation id, in log order.
@@ -234,6 +335,35 @@ pub(crate) async fn read_correlation(
 #[cfg(test)]
 mod tests {
     use pg_embedded::TestDatabase;
+
+    #[test]
+    fn a_position_resumes_before_any_greater_one_and_the_running_transactions() {
+        let at = |transaction_id, position| LogCursor {
+            transaction_id,
+            position,
+        };
+        // The event held sorts first, nothing runs: resume right after it.
+        assert_eq!(
+            super::resume_cursor(900, Some((100, 8)), Some((101, 9))),
+            at(100, 8)
+        );
+        // A greater position sorts before the event held: resume before it.
+        assert_eq!(
+            super::resume_cursor(900, Some((101, 7)), Some((100, 9))),
+            at(100, 8)
+        );
+        // Transaction 95 still runs and may add a greater position.
+        assert_eq!(
+            super::resume_cursor(95, Some((101, 7)), Some((100, 9))),
+            at(95, 0)
+        );
+        // A position no event holds (a rolled-back append).
+        assert_eq!(
+            super::resume_cursor(900, None, Some((300, 12))),
+            at(300, 11)
+        );
+        assert_eq!(super::resume_cursor(900, None, None), at(900, 0));
+    }
     use sqlx::Connection;
 
     use super::*;

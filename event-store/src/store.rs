@@ -10,8 +10,8 @@ use uuid::Uuid;
 use crate::wakeups::Wakeups;
 use crate::{
     append, checkpoints, log, log_epoch, snapshots, stream, subscribe, AppendResult, AsOf,
-    CheckpointLease, ExpectedVersion, LogCursor, LogEpochShift, LogFilter, NewEvent, RecordedEvent,
-    Snapshot, StoreError, StreamAppend, StreamRead, SubscribeOptions, Subscription,
+    CheckpointLease, ExpectedVersion, FlowPage, LogCursor, LogEpochShift, LogFilter, NewEvent,
+    RecordedEvent, Snapshot, StoreError, StreamAppend, StreamRead, SubscribeOptions, Subscription,
 };
 
 /// How to connect.
@@ -208,10 +208,22 @@ impl EventStore {
         log::head(&self.inner.pool).await
     }
 
-    /// The cursor for "after position `position`", for callers that speak
-    /// in positions.
+    /// Where a reader holding the bare position `position` resumes so that
+    /// it misses neither an event after the one at `position` nor one of a
+    /// greater position, whatever their order in the log (see `log.rs`).
     pub async fn cursor_at(&self, position: i64) -> Result<LogCursor, StoreError> {
         log::cursor_at(&self.inner.pool, position).await
+    }
+
+    /// A page of the flow of a stream: every event sharing a correlation id
+    /// with one of the stream's, in log order (see `log::read_flow`).
+    pub async fn read_flow(
+        &self,
+        stream_id: &str,
+        after: LogCursor,
+        limit: i64,
+    ) -> Result<FlowPage, StoreError> {
+        log::read_flow(&self.inner.pool, stream_id, after, limit).await
     }
 
     /// Every event after `from` that matches the filter, in log order, then

@@ -3,7 +3,7 @@
 //! out (see `runtime`), so they never race its live loop.
 
 use chrono::{DateTime, Utc};
-use event_store::{EventStore, LogFilter, StoreError};
+use event_store::{EventStore, LogCursor, LogFilter, StoreError};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -95,6 +95,8 @@ pub async fn subscription_statuses(
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct ParkedEvent {
+    /// With `position`, the event's place in the log (and in this list).
+    pub transaction_id: i64,
     pub position: i64,
     pub event_id: Uuid,
     pub stream_id: String,
@@ -106,6 +108,16 @@ pub struct ParkedEvent {
     /// failing event at this position.
     pub blocked_by: Option<i64>,
     pub parked_at: DateTime<Utc>,
+}
+
+impl ParkedEvent {
+    /// Where the next page of parked events starts.
+    pub fn cursor(&self) -> LogCursor {
+        LogCursor {
+            transaction_id: self.transaction_id,
+            position: self.position,
+        }
+    }
 }
 
 /// A subscription of the standard catalogue, or one the runtime has run
@@ -126,17 +138,25 @@ async fn known_subscription(store: &EventStore, name: &str) -> Result<String, Op
     }
 }
 
+/// Up to `limit` of the events `subscription` parked, in log order, after
+/// `after` (the cursor of the last one of the previous page).
 pub async fn parked_events(
     store: &EventStore,
     subscription: &str,
+    after: LogCursor,
+    limit: i64,
 ) -> Result<Vec<ParkedEvent>, OperationsError> {
     let name = known_subscription(store, subscription).await?;
     Ok(sqlx::query_as::<_, ParkedEvent>(
-        "SELECT position, event_id, stream_id, stream_version, event_type, attempts, last_error, \
-                blocked_by, parked_at \
-           FROM parked_events WHERE subscription = $1 ORDER BY transaction_id, position",
+        "SELECT transaction_id, position, event_id, stream_id, stream_version, event_type, \
+                attempts, last_error, blocked_by, parked_at \
+           FROM parked_events WHERE subscription = $1 AND (transaction_id, position) > ($2, $3) \
+          ORDER BY transaction_id, position LIMIT $4",
     )
     .bind(&name)
+    .bind(after.transaction_id)
+    .bind(after.position)
+    .bind(limit)
     .fetch_all(store.pool())
     .await?)
 }

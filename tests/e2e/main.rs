@@ -15,6 +15,7 @@ mod inventory;
 mod least_privilege;
 mod operations;
 mod orders;
+mod paging;
 mod properties;
 mod quick_tour;
 mod restore;

@@ -153,10 +153,15 @@ async fn a_rebuild_that_fails_makes_the_command_line_exit_non_zero_with_the_reas
         .await
         .expect("append");
     wait_until("the live projection has parked it", || async {
-        projections::operations::parked_events(&server.store, "stock")
-            .await
-            .map(|parked| parked.len() == 1)
-            .unwrap_or(false)
+        projections::operations::parked_events(
+            &server.store,
+            "stock",
+            event_store::LogCursor::START,
+            1000,
+        )
+        .await
+        .map(|parked| parked.len() == 1)
+        .unwrap_or(false)
     })
     .await;
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_orderstream"))

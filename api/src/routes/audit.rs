@@ -2,28 +2,18 @@
 //! an instant) and the global log after a position.
 
 use axum::extract::State;
-use axum::Json;
-use event_store::{AsOf, Direction, StreamRead};
+use axum::http::Uri;
+use event_store::{AsOf, Direction, LogCursor, StreamRead};
 
+use super::paging::{
+    self, decode_log_cursor, encode_log_cursor, limit, more_follow, next_link, Paged,
+};
 use crate::dto::{EventBody, LogBody, LogQuery, StreamBody, StreamQuery};
 use crate::error::{ApiError, Problem};
 use crate::extract::{PathParams, QueryParams};
 use crate::AppState;
 
 const DEFAULT_STREAM_LIMIT: i64 = 100;
-const DEFAULT_LOG_LIMIT: i64 = 1000;
-/// Most events one request returns.
-const MAX_LIMIT: i64 = 1000;
-
-fn limit(requested: Option<i64>, default: i64) -> Result<i64, ApiError> {
-    match requested {
-        None => Ok(default),
-        Some(limit) if (1..=MAX_LIMIT).contains(&limit) => Ok(limit),
-        Some(limit) => Err(ApiError::BadRequest(format!(
-            "limit must be between 1 and {MAX_LIMIT}, got {limit}"
-        ))),
-    }
-}
 
 /// A stream's events.
 #[utoipa::path(
@@ -36,7 +26,7 @@ fn limit(requested: Option<i64>, default: i64) -> Result<i64, ApiError> {
         ("as_of" = Option<String>, Query, description = "RFC 3339 instant: only events recorded by then"),
     ),
     responses(
-        (status = 200, body = StreamBody),
+        (status = 200, body = StreamBody, headers(("Link" = String, description = "rel=\"next\": the next page, when more events follow"))),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such stream (at that instant)", body = Problem, content_type = "application/problem+json"),
     )
@@ -44,9 +34,10 @@ fn limit(requested: Option<i64>, default: i64) -> Result<i64, ApiError> {
 #[tracing::instrument(skip_all, fields(stream_id = %stream_id))]
 pub async fn read_stream(
     State(state): State<AppState>,
+    uri: Uri,
     PathParams(stream_id): PathParams<String>,
     QueryParams(query): QueryParams<StreamQuery>,
-) -> Result<Json<StreamBody>, ApiError> {
+) -> Result<Paged<StreamBody>, ApiError> {
     let direction = match query.direction.as_deref() {
         None | Some("forward") => Direction::Forward,
         Some("backward") => Direction::Backward,
@@ -66,10 +57,12 @@ pub async fn read_stream(
         return Err(ApiError::NotFound(format!("no stream {stream_id:?}")));
     }
     let as_of = query.as_of.map(AsOf::Instant);
+    let limit = limit(query.limit, DEFAULT_STREAM_LIMIT)?;
     let read = StreamRead {
         from_version: query.from_version,
         direction,
-        limit: limit(query.limit, DEFAULT_STREAM_LIMIT)?,
+        // One more than asked: whether a next page exists.
+        limit: limit + 1,
         as_of,
     };
     let store = state.store();
@@ -83,42 +76,136 @@ pub async fn read_stream(
             None => format!("no stream {stream_id:?}"),
         }));
     }
-    let events = store.read_stream(&stream_id, read).await?;
-    Ok(Json(StreamBody {
-        stream_id,
-        version,
-        events: events.into_iter().map(EventBody::from).collect(),
-    }))
+    let mut events = store.read_stream(&stream_id, read).await?;
+    let more = more_follow(&mut events, limit);
+    let next_from_version = events.last().filter(|_| more).map(|last| match direction {
+        Direction::Forward => last.stream_version + 1,
+        Direction::Backward => last.stream_version - 1,
+    });
+    let next =
+        next_from_version.and_then(|from| next_link(&uri, "from_version", &from.to_string()));
+    Ok(Paged {
+        body: StreamBody {
+            stream_id,
+            version,
+            events: events.into_iter().map(EventBody::from).collect(),
+            next_from_version,
+        },
+        next,
+    })
 }
 
-/// The global log after a position: gap-free and in order, so paging with
-/// `next` never skips or repeats an event.
+/// Where a read of the log starts, as `after` says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LogAfter {
+    /// A bare position (0: the start), from an event or a write response.
+    Position(i64),
+    /// The `next` of an earlier page: exactly where that page ended.
+    Cursor(LogCursor),
+}
+
+impl LogAfter {
+    fn parse(after: Option<&str>) -> Result<Self, ApiError> {
+        let Some(after) = after else {
+            return Ok(LogAfter::Position(0));
+        };
+        if let Ok(position) = after.parse::<i64>() {
+            return if position < 0 {
+                Err(ApiError::BadRequest("after must not be negative".into()))
+            } else {
+                Ok(LogAfter::Position(position))
+            };
+        }
+        decode_log_cursor(Some(after))
+            .map(LogAfter::Cursor)
+            .map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "after must be a position (0: the start) or the `next` of a page, got {after:?}"
+                ))
+            })
+    }
+
+    /// What this `after` is passed back as when the page is empty.
+    fn next_when_empty(self) -> String {
+        match self {
+            // Resolved again on the next request, which is as safe.
+            LogAfter::Position(position) => position.to_string(),
+            LogAfter::Cursor(cursor) => encode_log_cursor(cursor),
+        }
+    }
+}
+
+/// The global log after `after`: gap-free and in log order, so paging with
+/// `next` never skips or repeats an event. `after` is a position or the
+/// `next` of a page (see `LogAfter`, and `EventStore::cursor_at` for what a
+/// position means).
 #[utoipa::path(
     get, path = "/events", tag = "audit",
     params(
-        ("after" = Option<i64>, Query, description = "global position; 0 (default) is the start"),
+        ("after" = Option<String>, Query, description = "0 (default): the start; a position P (of an event or a write response): every event after the one at P in the log and every event with a greater position; the opaque `next` of a page: the events after that page"),
         ("limit" = Option<i64>, Query, description = "1-1000, default 1000"),
     ),
     responses(
-        (status = 200, body = LogBody),
+        (status = 200, body = LogBody, headers(("Link" = String, description = "rel=\"next\": the next page, when more events are visible now"))),
         (status = 400, body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(skip_all)]
 pub async fn read_log(
     State(state): State<AppState>,
+    uri: Uri,
     QueryParams(query): QueryParams<LogQuery>,
-) -> Result<Json<LogBody>, ApiError> {
-    let after = query.after.unwrap_or(0);
-    if after < 0 {
-        return Err(ApiError::BadRequest("after must not be negative".into()));
+) -> Result<Paged<LogBody>, ApiError> {
+    let after = LogAfter::parse(query.after.as_deref())?;
+    let limit = limit(query.limit, paging::DEFAULT_LIMIT)?;
+    let cursor = match after {
+        // Not simply the cursor of the event at P: a concurrent
+        // transaction's event may hold a greater position yet sort before it.
+        LogAfter::Position(position) => state.store().cursor_at(position).await?,
+        LogAfter::Cursor(cursor) => cursor,
+    };
+    let mut events = state.store().read_log(cursor, limit + 1).await?;
+    let more = more_follow(&mut events, limit);
+    let next = events.last().map_or_else(
+        || after.next_when_empty(),
+        |last| encode_log_cursor(last.cursor()),
+    );
+    let link = if more {
+        next_link(&uri, "after", &next)
+    } else {
+        None
+    };
+    Ok(Paged {
+        body: LogBody {
+            events: events.into_iter().map(EventBody::from).collect(),
+            next,
+        },
+        next: link,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn after_is_a_position_or_the_next_of_a_page() {
+        assert_eq!(LogAfter::parse(None).ok(), Some(LogAfter::Position(0)));
+        assert_eq!(
+            LogAfter::parse(Some("17")).ok(),
+            Some(LogAfter::Position(17))
+        );
+        let cursor = LogCursor {
+            transaction_id: 900,
+            position: 12,
+        };
+        let next = LogAfter::Cursor(cursor).next_when_empty();
+        assert_eq!(
+            LogAfter::parse(Some(&next)).ok(),
+            Some(LogAfter::Cursor(cursor))
+        );
+        for wrong in ["-1", "x", "1_2_3", "1_-2", "", "1.5"] {
+            assert!(LogAfter::parse(Some(wrong)).is_err(), "{wrong:?} accepted");
+        }
     }
-    let limit = limit(query.limit, DEFAULT_LOG_LIMIT)?;
-    let cursor = state.store().cursor_at(after).await?;
-    let events = state.store().read_log(cursor, limit).await?;
-    let next = events.last().map_or(after, |event| event.position);
-    Ok(Json(LogBody {
-        events: events.into_iter().map(EventBody::from).collect(),
-        next,
-    }))
 }

@@ -5,11 +5,14 @@ use aggregates::inventory::{Inventory, InventoryCommand, InventoryError};
 use aggregates::stream_id;
 use aggregates::values::{Sku, Warehouse};
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::Json;
+use chrono::{DateTime, Utc};
 use event_store::AsOf;
-use projections::read_models::stock::{self, StockView};
+use projections::read_models::current::{read_model_or_aggregate, Current};
+use projections::read_models::stock::{self, HistoryKey, HistoryRange, StockView};
 
+use super::paging::{decode, encode, limit, more_follow, next_link, Paged, DEFAULT_LIMIT};
 use super::{context, execute, last_event, to_i64};
 use crate::dto::{
     AdjustmentRequest, AtQuery, HistoryQuery, ReceiptRequest, StockBody, StockChangeBody,
@@ -215,39 +218,67 @@ pub async fn stock_level(
     }
     // Read your writes: when the read model lags behind the stream, the
     // aggregate answers instead.
-    let Some(last) = last_event(&state, &stream, None).await? else {
-        return Err(unknown_sku(&sku));
-    };
-    if let Some(view) = stock::stock_level(pool, parsed.as_str()).await? {
-        if view.position >= last.position {
-            return Ok(Json(body_from_view(view)));
+    let current = read_model_or_aggregate::<Inventory, _>(
+        state.executor(),
+        &stream,
+        stock::stock_level(pool, parsed.as_str()),
+    )
+    .await
+    .map_err(inventory_error)?;
+    match current {
+        None => Err(unknown_sku(&sku)),
+        Some(Current::ReadModel(view)) => Ok(Json(body_from_view(view))),
+        Some(Current::Aggregate(loaded)) => {
+            let position = last_event(&state, &stream, Some(loaded.version))
+                .await?
+                .map_or(0, |event| event.position);
+            Ok(Json(body_from_aggregate(
+                parsed.as_str(),
+                &loaded.state,
+                position,
+            )))
         }
     }
-    let loaded = state
-        .executor()
-        .load::<Inventory>(&stream)
-        .await
-        .map_err(inventory_error)?;
-    let position = last_event(&state, &stream, Some(loaded.version))
-        .await?
-        .map_or(last.position, |event| event.position);
-    Ok(Json(body_from_aggregate(
-        parsed.as_str(),
-        &loaded.state,
-        position,
-    )))
 }
 
-/// Every change of a SKU's stock, oldest first.
+/// The opaque cursor of a history row: its key, the instant in
+/// microseconds (PostgreSQL's precision) first.
+fn encode_history_key(key: HistoryKey) -> String {
+    encode(&[key.at.timestamp_micros(), key.transaction_id, key.position])
+}
+
+fn decode_history_key(after: Option<&str>) -> Result<Option<HistoryKey>, ApiError> {
+    let Some(token) = after else {
+        return Ok(None);
+    };
+    decode::<3>(token)
+        .and_then(|[micros, transaction_id, position]| {
+            Some(HistoryKey {
+                at: DateTime::<Utc>::from_timestamp_micros(micros)?,
+                transaction_id,
+                position,
+            })
+        })
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "after must be the cursor of a `Link: rel=\"next\"` URL, got {token:?}"
+            ))
+        })
+}
+
+/// Every change of a SKU's stock, oldest first, a page at a time.
 #[utoipa::path(
     get, path = "/inventory/{sku}/history", tag = "inventory",
     params(
         ("sku" = String, Path),
         ("from" = Option<String>, Query, description = "RFC 3339, inclusive"),
         ("to" = Option<String>, Query, description = "RFC 3339, inclusive"),
+        ("after" = Option<String>, Query, description = "the opaque cursor of a `Link: rel=\"next\"` URL"),
+        ("limit" = Option<i64>, Query, description = "1-1000, default 1000"),
     ),
     responses(
-        (status = 200, body = [StockChangeBody]),
+        (status = 200, body = [StockChangeBody], headers(("Link" = String, description = "rel=\"next\": the next page, when more changes follow"))),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     )
@@ -255,14 +286,21 @@ pub async fn stock_level(
 #[tracing::instrument(skip_all, fields(sku = %sku))]
 pub async fn stock_history(
     State(state): State<AppState>,
+    uri: Uri,
     PathParams(sku): PathParams<String>,
     QueryParams(query): QueryParams<HistoryQuery>,
-) -> Result<Json<Vec<StockChangeBody>>, ApiError> {
+) -> Result<Paged<Vec<StockChangeBody>>, ApiError> {
     let Ok(parsed) = Sku::parse(sku.as_str()) else {
         return Err(unknown_sku(&sku));
     };
-    let changes =
-        stock::stock_history(state.store().pool(), parsed.as_str(), query.from, query.to).await?;
+    let limit = limit(query.limit, DEFAULT_LIMIT)?;
+    let range = HistoryRange {
+        from: query.from,
+        to: query.to,
+        after: decode_history_key(query.after.as_deref())?,
+        limit: limit + 1,
+    };
+    let mut changes = stock::stock_history(state.store().pool(), parsed.as_str(), range).await?;
     if changes.is_empty()
         && state
             .store()
@@ -272,8 +310,13 @@ pub async fn stock_history(
     {
         return Err(unknown_sku(&sku));
     }
-    Ok(Json(
-        changes
+    let more = more_follow(&mut changes, limit);
+    let next = changes
+        .last()
+        .filter(|_| more)
+        .and_then(|last| next_link(&uri, "after", &encode_history_key(last.key())));
+    Ok(Paged {
+        body: changes
             .into_iter()
             .map(|change| StockChangeBody {
                 at: change.at,
@@ -284,5 +327,6 @@ pub async fn stock_history(
                 event_type: change.event_type,
             })
             .collect(),
-    ))
+        next,
+    })
 }

@@ -3,8 +3,10 @@
 pub mod audit;
 pub mod inventory;
 pub mod operations;
+mod order_queries;
 mod order_view;
 pub mod orders;
+mod paging;
 pub mod service;
 
 use std::future::Future;

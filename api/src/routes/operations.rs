@@ -4,14 +4,17 @@
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::{header, StatusCode, Uri};
 use axum::Json;
 use projections::operations;
 
 use super::accepted;
-use crate::dto::{AcceptedBody, ParkedEventBody, ResetRequest, SubscriptionBody};
+use super::paging::{
+    decode_log_cursor, encode_log_cursor, limit, more_follow, next_link, Paged, DEFAULT_LIMIT,
+};
+use crate::dto::{AcceptedBody, PageQuery, ParkedEventBody, ResetRequest, SubscriptionBody};
 use crate::error::{ApiError, Problem};
-use crate::extract::{JsonBody, PathParams};
+use crate::extract::{JsonBody, PathParams, QueryParams};
 use crate::AppState;
 
 /// Proof that the request carries the admin token.
@@ -83,13 +86,19 @@ pub async fn list_subscriptions(
     ))
 }
 
-/// The events a subscription parked, with their error and attempts.
+/// The events a subscription parked, with their error and attempts, in log
+/// order, a page at a time.
 #[utoipa::path(
     get, path = "/subscriptions/{name}/parked", tag = "operations",
     security(("admin" = [])),
-    params(("name" = String, Path)),
+    params(
+        ("name" = String, Path),
+        ("after" = Option<String>, Query, description = "the opaque cursor of a `Link: rel=\"next\"` URL"),
+        ("limit" = Option<i64>, Query, description = "1-1000, default 1000"),
+    ),
     responses(
-        (status = 200, body = [ParkedEventBody]),
+        (status = 200, body = [ParkedEventBody], headers(("Link" = String, description = "rel=\"next\": the next page, when more parked events follow"))),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -99,11 +108,20 @@ pub async fn list_subscriptions(
 pub async fn list_parked(
     _: Admin,
     State(state): State<AppState>,
+    uri: Uri,
     PathParams(name): PathParams<String>,
-) -> Result<Json<Vec<ParkedEventBody>>, ApiError> {
-    let parked = operations::parked_events(state.store(), &name).await?;
-    Ok(Json(
-        parked
+    QueryParams(query): QueryParams<PageQuery>,
+) -> Result<Paged<Vec<ParkedEventBody>>, ApiError> {
+    let limit = limit(query.limit, DEFAULT_LIMIT)?;
+    let after = decode_log_cursor(query.after.as_deref())?;
+    let mut parked = operations::parked_events(state.store(), &name, after, limit + 1).await?;
+    let more = more_follow(&mut parked, limit);
+    let next = parked
+        .last()
+        .filter(|_| more)
+        .and_then(|last| next_link(&uri, "after", &encode_log_cursor(last.cursor())));
+    Ok(Paged {
+        body: parked
             .into_iter()
             .map(|event| ParkedEventBody {
                 position: event.position,
@@ -117,7 +135,8 @@ pub async fn list_parked(
                 parked_at: event.parked_at,
             })
             .collect(),
-    ))
+        next,
+    })
 }
 
 /// Replay a subscription's parked events (carried out by its owner).

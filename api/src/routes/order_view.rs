@@ -6,6 +6,7 @@ use aggregates::stream_id;
 use aggregates::values::Shortage;
 use chrono::{DateTime, Utc};
 use event_store::{AsOf, StreamRead};
+use projections::read_models::current::{read_model_or_aggregate, Current};
 use projections::read_models::orders::{find_order, OrderSummary};
 use projections::read_models::payments::{find_payment, PaymentSummary};
 use uuid::Uuid;
@@ -15,37 +16,33 @@ use crate::dto::{OrderBody, OrderLineBody, PaymentBody, ShortageBody};
 use crate::error::ApiError;
 use crate::AppState;
 
-/// An order now: the read model when it is up to date with the stream
-/// (or with `at_least`), else the aggregate, so a client always reads its
-/// own writes.
-pub(super) async fn current_order(
-    state: &AppState,
-    order_id: Uuid,
-    at_least: Option<i64>,
-) -> Result<OrderBody, ApiError> {
+/// An order now: the read model when it is up to date with the stream,
+/// else the aggregate, so a client always reads its own writes.
+pub(super) async fn current_order(state: &AppState, order_id: Uuid) -> Result<OrderBody, ApiError> {
     let pool = state.store().pool();
     let stream = stream_id::<Order>(order_id);
-    let (summary, version, payment) = tokio::try_join!(
-        async { find_order(pool, order_id).await.map_err(ApiError::from) },
-        async { Ok(state.store().stream_version(&stream).await?) },
+    let (current, payment) = tokio::try_join!(
+        async {
+            read_model_or_aggregate::<Order, _>(
+                state.executor(),
+                &stream,
+                find_order(pool, order_id),
+            )
+            .await
+            .map_err(order_error)
+        },
         async { find_payment(pool, order_id).await.map_err(ApiError::from) },
     )?;
-    let payment = payment.map(payment_body);
-    let wanted = version.max(at_least.unwrap_or(0));
-    if let Some(summary) = summary.filter(|summary| summary.version >= wanted) {
-        let mut body = body_from_summary(summary)?;
-        body.payment = payment;
-        return Ok(body);
-    }
-    let loaded = state
-        .executor()
-        .load::<Order>(&stream)
-        .await
-        .map_err(order_error)?;
-    let mut body = body_from_aggregate(state, &stream, &loaded.state, loaded.version, None)
-        .await?
-        .ok_or_else(|| unknown_order(&order_id.to_string()))?;
-    body.payment = payment;
+    let mut body = match current {
+        None => return Err(unknown_order(&order_id.to_string())),
+        Some(Current::ReadModel(summary)) => body_from_summary(summary)?,
+        Some(Current::Aggregate(loaded)) => {
+            body_from_aggregate(state, &stream, &loaded.state, loaded.version, None)
+                .await?
+                .ok_or_else(|| unknown_order(&order_id.to_string()))?
+        }
+    };
+    body.payment = payment.map(payment_body);
     Ok(body)
 }
 

@@ -1,7 +1,8 @@
-//! Orders: place (with `Idempotency-Key`), read (now or as of an instant),
-//! cancel, ship, retry payment, and the order's history and timeline.
+//! Orders, the commands: place (with `Idempotency-Key`), cancel, ship and
+//! retry payment. The reads (the order, its history and timeline) are in
+//! `order_queries.rs`, re-exported here so that the router and the OpenAPI
+//! document name every order endpoint `orders::...`.
 
-use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use aggregates::order::{Order, OrderCommand, OrderError, OrderLine, PlaceOrder, MAX_LINES};
@@ -12,20 +13,18 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use commands::{ExecuteError, Executed};
-use event_store::{AsOf, LogCursor, RecordedEvent, StreamRead};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::order_view::{body_from_aggregate, current_order, order_body};
 use super::{context, execute, measured};
-use crate::dto::{AtQuery, CancelRequest, EventBody, OrderBody, PlaceOrderRequest};
+use crate::dto::{CancelRequest, OrderBody, PlaceOrderRequest};
 use crate::error::{ApiError, Problem};
-use crate::extract::{CorrelationId, JsonBody, OptionalJsonBody, PathParams, QueryParams};
+use crate::extract::{CorrelationId, JsonBody, OptionalJsonBody, PathParams};
 use crate::idempotency::{self, Claim};
 use crate::AppState;
 
-/// Events read per page when a whole stream or flow is returned.
-const PAGE: i64 = 1000;
+pub use super::order_queries::*;
 
 pub(super) fn order_error(error: ExecuteError<OrderError>) -> ApiError {
     ApiError::from_execute(error, OrderError::kind)
@@ -35,7 +34,7 @@ pub(super) fn unknown_order(id: &str) -> ApiError {
     ApiError::NotFound(format!("no order {id:?}"))
 }
 
-fn parse_order_id(id: &str) -> Result<Uuid, ApiError> {
+pub(super) fn parse_order_id(id: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(id).map_err(|_| unknown_order(id))
 }
 
@@ -168,7 +167,7 @@ pub async fn place_order(
     tracing::info!(%order_id, repeat = claim == Some(Claim::Repeat), "order placed");
     let body = match body {
         Some(body) => body,
-        None => current_order(&state, order_id, None).await?,
+        None => current_order(&state, order_id).await?,
     };
     let mut response = (status, Json(body)).into_response();
     if let Ok(location) = HeaderValue::from_str(&format!("/orders/{order_id}")) {
@@ -190,42 +189,6 @@ fn placed_body(executed: &Executed<Order>, correlation_id: Uuid) -> Option<Order
         recorded_at,
         recorded_at,
     ))
-}
-
-/// An order, now or as it was at `at`.
-#[utoipa::path(
-    get, path = "/orders/{order_id}", tag = "orders",
-    params(
-        ("order_id" = Uuid, Path),
-        ("at" = Option<String>, Query, description = "RFC 3339 instant: the order as it was then"),
-    ),
-    responses(
-        (status = 200, body = OrderBody),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown order (or not yet placed at `at`)", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-#[tracing::instrument(skip_all, fields(order_id = %id))]
-pub async fn get_order(
-    State(state): State<AppState>,
-    PathParams(id): PathParams<String>,
-    QueryParams(query): QueryParams<AtQuery>,
-) -> Result<Json<OrderBody>, ApiError> {
-    let order_id = parse_order_id(&id)?;
-    let Some(at) = query.at else {
-        return current_order(&state, order_id, None).await.map(Json);
-    };
-    let stream = stream_id::<Order>(order_id);
-    let as_of = AsOf::Instant(at);
-    let loaded = state
-        .executor()
-        .load_as_of::<Order>(&stream, as_of)
-        .await
-        .map_err(order_error)?;
-    body_from_aggregate(&state, &stream, &loaded.state, loaded.version, Some(as_of))
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::NotFound(format!("order {id} did not exist at {at}")))
 }
 
 /// Runs an order command and answers with the order after it.
@@ -316,7 +279,7 @@ pub async fn ship_order(
     // Shipping a shipped order is a no-op: it answers 200 with the order,
     // like the first time.
     shipped.map_err(order_error)?;
-    current_order(&state, order_id, None).await.map(Json)
+    current_order(&state, order_id).await.map(Json)
 }
 
 /// Ask for another payment attempt of an order whose payment failed.
@@ -344,97 +307,4 @@ pub async fn retry_payment(
     )
     .await
     .map(|body| (StatusCode::ACCEPTED, Json(body)))
-}
-
-/// Reads a whole stream, page by page.
-async fn whole_stream(state: &AppState, stream: &str) -> Result<Vec<RecordedEvent>, ApiError> {
-    let mut events = Vec::new();
-    loop {
-        let next = events.len() as i64 + 1;
-        let page = state
-            .store()
-            .read_stream(stream, StreamRead::forward_from(next).limit(PAGE))
-            .await?;
-        let full = page.len() as i64 == PAGE;
-        events.extend(page);
-        if !full {
-            return Ok(events);
-        }
-    }
-}
-
-/// The order stream's events, oldest first.
-#[utoipa::path(
-    get, path = "/orders/{order_id}/history", tag = "orders",
-    params(("order_id" = Uuid, Path)),
-    responses(
-        (status = 200, body = [EventBody]),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-    )
-)]
-#[tracing::instrument(skip_all, fields(order_id = %id))]
-pub async fn order_history(
-    State(state): State<AppState>,
-    PathParams(id): PathParams<String>,
-) -> Result<Json<Vec<EventBody>>, ApiError> {
-    let order_id = parse_order_id(&id)?;
-    let events = whole_stream(&state, &stream_id::<Order>(order_id)).await?;
-    if events.is_empty() {
-        return Err(unknown_order(&id));
-    }
-    Ok(Json(events.into_iter().map(EventBody::from).collect()))
-}
-
-/// Every event, across all streams, sharing the order's correlation id, in
-/// global order: the whole choreography. Later requests on the order
-/// (cancel, ship, retry payment) start flows of their own correlation ids;
-/// those are included too, so the timeline tells the order's whole story.
-#[utoipa::path(
-    get, path = "/orders/{order_id}/timeline", tag = "orders",
-    params(("order_id" = Uuid, Path)),
-    responses(
-        (status = 200, body = [EventBody]),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-    )
-)]
-#[tracing::instrument(skip_all, fields(order_id = %id))]
-pub async fn order_timeline(
-    State(state): State<AppState>,
-    PathParams(id): PathParams<String>,
-) -> Result<Json<Vec<EventBody>>, ApiError> {
-    let order_id = parse_order_id(&id)?;
-    let order_events = whole_stream(&state, &stream_id::<Order>(order_id)).await?;
-    if order_events.is_empty() {
-        return Err(unknown_order(&id));
-    }
-    let mut correlations: Vec<Uuid> = Vec::new();
-    for correlation in order_events.iter().filter_map(|event| event.correlation_id) {
-        if !correlations.contains(&correlation) {
-            correlations.push(correlation);
-        }
-    }
-    let mut events: BTreeMap<LogCursor, RecordedEvent> = BTreeMap::new();
-    for correlation_id in correlations {
-        let mut after = LogCursor::START;
-        loop {
-            let page = state
-                .store()
-                .read_correlation(correlation_id, after, PAGE)
-                .await?;
-            let full = page.len() as i64 == PAGE;
-            if let Some(last) = page.last() {
-                after = last.cursor();
-            }
-            events.extend(page.into_iter().map(|event| (event.cursor(), event)));
-            if !full {
-                break;
-            }
-        }
-    }
-    // The log only shows settled transactions: an order event that is not
-    // visible there yet is still part of the order's story.
-    for event in order_events {
-        events.entry(event.cursor()).or_insert(event);
-    }
-    Ok(Json(events.into_values().map(EventBody::from).collect()))
 }

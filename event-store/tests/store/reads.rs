@@ -3,6 +3,7 @@
 
 use event_store::{AsOf, ExpectedVersion, LogCursor, Snapshot, StreamRead};
 use serde_json::json;
+use sqlx::Connection;
 use uuid::Uuid;
 
 use crate::helpers::{all_visible, correlated_event, event, label, new_store};
@@ -285,4 +286,82 @@ async fn the_newest_snapshot_of_a_stream_is_kept() {
         store.load_snapshot("inventory-a").await.expect("load"),
         Some(snapshot(20))
     );
+}
+
+/// A transaction that took its id before another one's append, and its
+/// position after it: its event sorts first in the log but has the greater
+/// position. A reader resuming from the later append's position must still
+/// read it, whether it commits before the reader resolves the position or
+/// after.
+#[tokio::test]
+async fn resuming_from_a_position_reads_a_greater_position_that_sorts_before_it() {
+    let (database, store) = new_store().await;
+    store
+        .append_to_stream("s-0", ExpectedVersion::Any, vec![event("s-0#1")])
+        .await
+        .expect("seed");
+    let mut older = sqlx::PgConnection::connect(database.url())
+        .await
+        .expect("connect");
+    sqlx::query("BEGIN")
+        .execute(&mut older)
+        .await
+        .expect("begin");
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut older)
+        .await
+        .expect("take a transaction id");
+    let written = store
+        .append_to_stream("s-1", ExpectedVersion::Any, vec![event("s-1#1")])
+        .await
+        .expect("append");
+    let held = written.last_cursor().expect("one event").position;
+    // What a client holding `held` from the write response resolves while
+    // the older transaction still runs.
+    let resolved_early = store.cursor_at(held).await.expect("cursor");
+    sqlx::query(
+        "INSERT INTO events (transaction_id, stream_id, stream_version, event_id, event_type, \
+                             schema_version, data, metadata, recorded_at) \
+         SELECT log_epoch_offset() + pg_current_xact_id()::text::bigint, 's-2', 1, $1, \
+                'Late', 1, '{}', '{}', now()",
+    )
+    .bind(Uuid::new_v4())
+    .execute(&mut older)
+    .await
+    .expect("insert");
+    sqlx::query("COMMIT")
+        .execute(&mut older)
+        .await
+        .expect("commit");
+    all_visible(&store).await;
+    let streams = |events: Vec<event_store::RecordedEvent>| -> Vec<String> {
+        events.into_iter().map(|event| event.stream_id).collect()
+    };
+    let log = store.read_log(LogCursor::START, 100).await.expect("read");
+    let late = log[1].clone();
+    assert_eq!(
+        streams(log),
+        ["s-0", "s-2", "s-1"],
+        "the late event sorts first"
+    );
+    assert!(late.position > held, "and has the greater position");
+    let after_the_held_event = written.last_cursor().expect("one event");
+    assert!(
+        store
+            .read_log(after_the_held_event, 100)
+            .await
+            .expect("read")
+            .is_empty(),
+        "the held event's own cursor is past the late event"
+    );
+    for (when, cursor) in [
+        ("before it commits", resolved_early),
+        (
+            "after it commits",
+            store.cursor_at(held).await.expect("cursor"),
+        ),
+    ] {
+        let read = store.read_log(cursor, 100).await.expect("read");
+        assert_eq!(streams(read), ["s-2", "s-1"], "resolved {when}");
+    }
 }

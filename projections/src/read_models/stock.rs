@@ -38,11 +38,60 @@ pub struct StockView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct StockChange {
     pub at: DateTime<Utc>,
+    /// With `at` and `position`, the change's place in the history's order
+    /// (the key a page of it continues after).
+    pub transaction_id: i64,
     pub position: i64,
     pub on_hand: i64,
     pub reserved: i64,
     pub available: i64,
     pub event_type: String,
+}
+
+impl StockChange {
+    /// The key of this change in history order, for the next page.
+    pub fn key(&self) -> HistoryKey {
+        HistoryKey {
+            at: self.at,
+            transaction_id: self.transaction_id,
+            position: self.position,
+        }
+    }
+}
+
+/// A place in a SKU's history: its rows are ordered by
+/// `(at, transaction_id, position)`, the table's key after the SKU, so a
+/// page is one range scan of it. A rebuild writes the same keys again (they
+/// come from the events), so a key stays valid across one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryKey {
+    pub at: DateTime<Utc>,
+    pub transaction_id: i64,
+    pub position: i64,
+}
+
+/// Which rows of a SKU's history one read wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryRange {
+    /// Inclusive.
+    pub from: Option<DateTime<Utc>>,
+    /// Inclusive.
+    pub to: Option<DateTime<Utc>>,
+    /// Only rows after this one (the last row of the previous page).
+    pub after: Option<HistoryKey>,
+    pub limit: i64,
+}
+
+impl HistoryRange {
+    /// The first `limit` rows of the whole history.
+    pub fn first(limit: i64) -> Self {
+        HistoryRange {
+            from: None,
+            to: None,
+            after: None,
+            limit,
+        }
+    }
 }
 
 /// The stock of `sku` now; `None` if it never had an event.
@@ -98,22 +147,28 @@ pub async fn stock_level_at(
     Ok(known.then(|| view(sku, Vec::new(), 0)))
 }
 
-/// Every change of `sku` between `from` and `to` (inclusive), oldest first.
+/// Up to `range.limit` changes of `sku` in `range`, oldest first.
 pub async fn stock_history(
     pool: &PgPool,
     sku: &str,
-    from: Option<DateTime<Utc>>,
-    to: Option<DateTime<Utc>>,
+    range: HistoryRange,
 ) -> Result<Vec<StockChange>, sqlx::Error> {
+    let after = range.after;
     sqlx::query_as::<_, StockChange>(
-        "SELECT at, position, on_hand, reserved, available, event_type FROM stock_history \
+        "SELECT at, transaction_id, position, on_hand, reserved, available, event_type \
+           FROM stock_history \
          WHERE sku = $1 AND ($2::timestamptz IS NULL OR at >= $2) \
            AND ($3::timestamptz IS NULL OR at <= $3) \
-         ORDER BY at, transaction_id, position",
+           AND ($4::timestamptz IS NULL OR (at, transaction_id, position) > ($4, $5, $6)) \
+         ORDER BY at, transaction_id, position LIMIT $7",
     )
     .bind(sku)
-    .bind(from)
-    .bind(to)
+    .bind(range.from)
+    .bind(range.to)
+    .bind(after.map(|key| key.at))
+    .bind(after.map_or(0, |key| key.transaction_id))
+    .bind(after.map_or(0, |key| key.position))
+    .bind(range.limit)
     .fetch_all(pool)
     .await
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use aggregates::order::OrderStatus;
 use aggregates::values::PaymentMethod;
 use async_trait::async_trait;
-use event_store::{ExpectedVersion, FailureClass, NewEvent, RecordedEvent};
+use event_store::{ExpectedVersion, FailureClass, LogCursor, NewEvent, RecordedEvent};
 use projections::operations::{parked_events, request_replay_parked};
 use projections::read_models::stock;
 use projections::runtime::{RuntimeOptions, Subscriber, SubscriptionRuntime};
@@ -62,7 +62,7 @@ async fn a_crash_between_effect_and_checkpoint_causes_no_second_effect() {
         (5, 0),
         "the projection applied each event once"
     );
-    let history = stock::stock_history(app.store.pool(), "SKU-1", None, None)
+    let history = stock::stock_history(app.store.pool(), "SKU-1", stock::HistoryRange::first(1000))
         .await
         .expect("history");
     assert_eq!(
@@ -151,7 +151,7 @@ async fn a_poison_event_is_parked_its_stream_waits_and_replay_handles_it_once() 
     })
     .await;
     wait_until("a2 and a3 are parked", || async {
-        parked_events(&app.store, "fragile")
+        parked_events(&app.store, "fragile", LogCursor::START, 1000)
             .await
             .map(|parked| parked.len() == 2)
             .unwrap_or(false)
@@ -162,7 +162,9 @@ async fn a_poison_event_is_parked_its_stream_waits_and_replay_handles_it_once() 
         ["a1", "b1", "b2"],
         "a3 waits behind the poison event"
     );
-    let parked = parked_events(&app.store, "fragile").await.expect("parked");
+    let parked = parked_events(&app.store, "fragile", LogCursor::START, 1000)
+        .await
+        .expect("parked");
     assert_eq!(parked[0].attempts, 3);
     assert_eq!(parked[0].blocked_by, None);
     assert!(parked[0].last_error.contains("cannot digest poison-a2"));
@@ -174,7 +176,7 @@ async fn a_poison_event_is_parked_its_stream_waits_and_replay_handles_it_once() 
 
     append(&app, "a-1", "a4").await;
     wait_until("a4 is parked behind a2 too", || async {
-        parked_events(&app.store, "fragile")
+        parked_events(&app.store, "fragile", LogCursor::START, 1000)
             .await
             .map(|parked| parked.len() == 3)
             .unwrap_or(false)
@@ -186,7 +188,7 @@ async fn a_poison_event_is_parked_its_stream_waits_and_replay_handles_it_once() 
         .await
         .expect("replay");
     wait_until("the parked events are handled", || async {
-        parked_events(&app.store, "fragile")
+        parked_events(&app.store, "fragile", LogCursor::START, 1000)
             .await
             .map(|parked| parked.is_empty())
             .unwrap_or(false)
@@ -267,7 +269,7 @@ async fn an_outage_longer_than_the_retry_budget_is_waited_out_and_parks_nothing(
         "eight failed tries, more than max_attempts, were waited out"
     );
     assert!(
-        parked_events(&app.store, "during-an-outage")
+        parked_events(&app.store, "during-an-outage", LogCursor::START, 1000)
             .await
             .expect("parked")
             .is_empty(),
