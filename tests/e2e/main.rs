@@ -10,6 +10,7 @@ mod faults;
 mod helpers;
 mod idempotency;
 mod inventory;
+mod numbers;
 mod operations;
 mod orders;
 mod properties;
