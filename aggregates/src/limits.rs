@@ -48,3 +48,18 @@ pub const MAX_ON_HAND_PER_WAREHOUSE: u64 = 10_000_000_000_000;
 
 /// Most units of one SKU on hand over all its warehouses together.
 pub const MAX_ON_HAND_PER_SKU: u64 = 100_000_000_000_000;
+
+// The arguments above, checked by the compiler: changing a limit so that
+// they no longer hold does not build.
+const _: () = {
+    assert!(MAX_STOCK_MOVEMENT <= MAX_ON_HAND_PER_WAREHOUSE);
+    assert!(MAX_ON_HAND_PER_WAREHOUSE <= MAX_ON_HAND_PER_SKU);
+    // Every stock level and sum fits a BIGINT with a margin of 10^4.
+    assert!(MAX_ON_HAND_PER_SKU as u128 * 10_000 <= i64::MAX as u128);
+    assert!(MAX_UNIT_PRICE.scale() == MAX_PRICE_SCALE);
+    assert!(MAX_UNIT_PRICE.mantissa() < 10i128.pow(MAX_PRICE_INTEGER_DIGITS + MAX_PRICE_SCALE));
+    // The largest total, in units of 10^-MAX_PRICE_SCALE, fits the 96-bit
+    // mantissa of a Decimal with room to spare: it is never rounded.
+    let largest_total = MAX_UNIT_PRICE.mantissa() * MAX_LINE_QUANTITY as i128 * MAX_LINES as i128;
+    assert!(largest_total < 1 << 96);
+};
