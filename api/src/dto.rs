@@ -185,9 +185,9 @@ fn order_line(index: usize, line: &OrderLineRequest) -> Result<OrderLine, ApiErr
     })?;
     let unit_price = parse_decimal(&line.unit_price).ok_or_else(|| {
         invalid(format!(
-            "lines[{index}].unit_price must be a decimal string such as \"9.99\", with at most \
-             {MAX_PRICE_INTEGER_DIGITS} digits before the point and {MAX_PRICE_SCALE} after it; \
-             got {:?}",
+            "lines[{index}].unit_price must be a non-negative decimal string such as \"9.99\", \
+             with at most {MAX_PRICE_INTEGER_DIGITS} digits before the point and \
+             {MAX_PRICE_SCALE} after it; got {:?}",
             line.unit_price
         ))
     })?;
@@ -198,18 +198,23 @@ fn order_line(index: usize, line: &OrderLineRequest) -> Result<OrderLine, ApiErr
     })
 }
 
-/// Money as API.md writes it: digits, optionally a point and more digits,
-/// optionally after a minus (a negative price is refused by the aggregate,
-/// in its words). `rust_decimal` alone would also take `"1_000"`, `"+1"`
-/// and `".5"`; what it cannot hold exactly (more than 28 digits) is `None`.
+/// A price as API.md writes money: `0` or digits without a leading zero,
+/// optionally a point and more digits; no sign (a price is never
+/// negative), no exponent, no `_` or `+` (which `rust_decimal` alone would
+/// take). What it cannot hold exactly (more than 28 digits) is `None`.
+///
+/// The scale and size of a price are the aggregate's rules, so what this
+/// and `decide` accept together is exactly the strings matching
+/// `^(0|[1-9][0-9]{0,11})(\.[0-9]{1,4})?$` (the pattern for the OpenAPI
+/// document; a test below holds the two to it).
 fn parse_decimal(text: &str) -> Option<Decimal> {
-    let unsigned = text.strip_prefix('-').unwrap_or(text);
-    let (whole, fraction) = match unsigned.split_once('.') {
+    let (whole, fraction) = match text.split_once('.') {
         Some((whole, fraction)) => (whole, Some(fraction)),
-        None => (unsigned, None),
+        None => (text, None),
     };
     let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
-    if !digits(whole) || fraction.is_some_and(|fraction| !digits(fraction)) {
+    let canonical_whole = digits(whole) && (whole == "0" || !whole.starts_with('0'));
+    if !canonical_whole || fraction.is_some_and(|fraction| !digits(fraction)) {
         return None;
     }
     Decimal::from_str_exact(text).ok()
@@ -465,25 +470,31 @@ pub struct HealthBody {
 
 #[cfg(test)]
 mod tests {
+    use aggregates::order::{Order, OrderCommand, OrderLine, PlaceOrder};
+    use aggregates::values::{Currency, PaymentMethod, Sku};
+    use aggregates::Aggregate;
+    use proptest::prelude::*;
+
     use super::parse_decimal;
 
     #[test]
-    fn money_is_digits_with_an_optional_point_and_sign() {
+    fn a_price_is_canonical_digits_with_an_optional_point() {
         for (text, parsed) in [
-            ("9.99", Some("9.99")),
-            ("0", Some("0")),
-            ("-1", Some("-1")),
-            ("1.0000", Some("1.0000")),
+            ("9.99", "9.99"),
+            ("0", "0"),
+            ("0.5", "0.5"),
+            ("10", "10"),
+            ("1.0000", "1.0000"),
             (
                 "0.0000000000000000000000000001",
-                Some("0.0000000000000000000000000001"),
+                "0.0000000000000000000000000001",
             ),
         ] {
             assert_eq!(
                 parse_decimal(text)
                     .map(|value| value.to_string())
                     .as_deref(),
-                parsed,
+                Some(parsed),
                 "{text}"
             );
         }
@@ -492,18 +503,77 @@ mod tests {
             "abc",
             "1_000",
             "+1",
+            "-1",
+            "-0",
             ".5",
             "5.",
             "1e3",
             " 9.99",
             "9.99 ",
             "1.2.3",
-            "--1",
-            "-",
+            "01",
+            "00.5",
             "0.00000000000000000000000000001",
             "100000000000000000000000000000",
         ] {
             assert_eq!(parse_decimal(text), None, "{text:?}");
+        }
+    }
+
+    /// `^(0|[1-9][0-9]{0,11})(\.[0-9]{1,4})?$`, written out by hand.
+    fn matches_documented_pattern(text: &str) -> bool {
+        let (whole, fraction) = match text.split_once('.') {
+            Some((whole, fraction)) => (whole, Some(fraction)),
+            None => (text, None),
+        };
+        let whole_ok = whole == "0"
+            || (whole.len() <= 12
+                && whole.starts_with(|c: char| ('1'..='9').contains(&c))
+                && whole.bytes().all(|b| b.is_ascii_digit()));
+        let fraction_ok = fraction.is_none_or(|fraction| {
+            (1..=4).contains(&fraction.len()) && fraction.bytes().all(|b| b.is_ascii_digit())
+        });
+        whole_ok && fraction_ok
+    }
+
+    /// The API accepts a price when it parses and the aggregate takes it.
+    fn accepted(text: &str) -> bool {
+        let Some(unit_price) = parse_decimal(text) else {
+            return false;
+        };
+        let place = PlaceOrder {
+            order_id: uuid::Uuid::nil(),
+            customer_id: "c".into(),
+            currency: Currency::Usd,
+            lines: vec![OrderLine {
+                sku: Sku::parse("A").expect("valid sku"),
+                quantity: 1,
+                unit_price,
+            }],
+            payment_method: PaymentMethod::CardOk,
+        };
+        Order::default().decide(&OrderCommand::Place(place)).is_ok()
+    }
+
+    proptest! {
+        #[test]
+        fn the_prices_accepted_are_exactly_those_of_the_documented_pattern(
+            text in "(-?0{0,2}[0-9]{0,14}(\\.[0-9]{0,6})?|[0-9.+_e -]{0,8})"
+        ) {
+            prop_assert_eq!(accepted(&text), matches_documented_pattern(&text), "{:?}", text);
+        }
+    }
+
+    #[test]
+    fn the_boundaries_of_the_documented_pattern() {
+        for text in ["999999999999.9999", "0.0001", "0", "100000000000"] {
+            assert!(accepted(text) && matches_documented_pattern(text), "{text}");
+        }
+        for text in ["1000000000000", "0.00001", "999999999999.99990", "-0"] {
+            assert!(
+                !accepted(text) && !matches_documented_pattern(text),
+                "{text}"
+            );
         }
     }
 }
