@@ -3,6 +3,8 @@
 //! the largest allowed values are accepted, projected without a parked
 //! event and read back digit for digit.
 
+use std::time::{Duration, Instant};
+
 use aggregates::limits::{
     MAX_LINES, MAX_LINE_QUANTITY, MAX_ON_HAND_PER_SKU, MAX_ON_HAND_PER_WAREHOUSE,
     MAX_STOCK_MOVEMENT, MAX_UNIT_PRICE,
@@ -10,7 +12,7 @@ use aggregates::limits::{
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{wait_until, Answer, Options, TestServer};
+use crate::helpers::{Answer, Options, TestServer, PATIENCE};
 
 #[track_caller]
 fn assert_detail_names(answer: &Answer, words: &[&str]) {
@@ -28,25 +30,32 @@ fn line(sku: &str, quantity: u32, unit_price: &str) -> Value {
     json!({"sku": sku, "quantity": quantity, "unit_price": unit_price})
 }
 
-/// Waits until every subscription has applied the whole log, then checks
-/// that none parked an event.
-async fn wait_for_projections(server: &TestServer) {
-    wait_until("the subscriptions to catch up", || async {
-        let subscriptions = server.admin(Method::GET, "/subscriptions", None).await;
-        subscriptions.status == 200
-            && subscriptions
-                .body
-                .as_array()
-                .is_some_and(|all| all.iter().all(|s| s["lag"] == json!(0)))
-    })
-    .await;
-    let subscriptions = server
-        .admin(Method::GET, "/subscriptions", None)
-        .await
-        .expect(200)
-        .body;
-    for subscription in subscriptions.as_array().into_iter().flatten() {
-        assert_eq!(subscription["parked"], json!(0), "{subscription}");
+/// Waits until the projections `names` have applied the whole log, then
+/// checks that no subscription parked an event.
+async fn wait_for_projections(server: &TestServer, names: &[&str]) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let subscriptions = server
+            .admin(Method::GET, "/subscriptions", None)
+            .await
+            .expect(200)
+            .body;
+        let all = subscriptions.as_array().cloned().unwrap_or_default();
+        for subscription in &all {
+            assert_eq!(subscription["parked"], json!(0), "{subscription}");
+        }
+        let caught_up = names.iter().all(|name| {
+            all.iter()
+                .any(|s| s["name"] == json!(name) && s["lag"] == json!(0))
+        });
+        if caught_up {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{names:?} never caught up: {subscriptions}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -175,7 +184,7 @@ async fn a_sku_filled_to_its_limit_reads_back_exactly_and_refuses_one_more_unit(
         .expect_problem(422);
     assert_detail_names(&full_sku, &["SKU-MAX", &MAX_ON_HAND_PER_SKU.to_string()]);
 
-    wait_for_projections(&server).await;
+    wait_for_projections(&server, &["stock"]).await;
     let stock = server.get("/inventory/SKU-MAX").await.expect(200).body;
     let total = i64::try_from(MAX_ON_HAND_PER_SKU).expect("fits");
     let full = i64::try_from(MAX_ON_HAND_PER_WAREHOUSE).expect("fits");
@@ -238,7 +247,7 @@ async fn the_largest_order_is_placed_and_paid_with_its_exact_total() {
         .expect("order_id")
         .to_owned();
     server.wait_for_status(&order_id, "paid").await;
-    wait_for_projections(&server).await;
+    wait_for_projections(&server, &["orders", "payments"]).await;
     let paid = server.order(&order_id).await;
     assert_eq!(paid["total"], json!("999999999999999900.0000"), "{paid}");
     assert_eq!(
