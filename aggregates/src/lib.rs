@@ -16,12 +16,15 @@
 //! multi-stream reserve / release / commit decisions), [`shipment`] (the
 //! order shipped and its reservation committed in one decision) and
 //! [`payment`].
+//! [`limits`] bounds every quantity and amount so that no sum overflows
+//! or rounds.
 //! [`testing`] has the given / when / then helper.
 
 mod aggregate;
 mod codec;
 mod error_kind;
 pub mod inventory;
+pub mod limits;
 pub mod order;
 pub mod payment;
 pub mod reservation;

@@ -1,6 +1,8 @@
 //! Request and response bodies: the API's own types, converted from the
 //! domain and the read models, never those types themselves.
 
+mod convert;
+
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -8,6 +10,8 @@ use event_store::RecordedEvent;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
+
+pub use convert::RequestFor;
 
 // ---------------------------------------------------------------- inventory
 

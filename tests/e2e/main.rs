@@ -13,6 +13,7 @@ mod helpers;
 mod idempotency;
 mod inventory;
 mod least_privilege;
+mod numbers;
 mod operations;
 mod orders;
 mod paging;

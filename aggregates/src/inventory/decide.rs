@@ -1,6 +1,8 @@
 //! `impl Aggregate for Inventory`: the inventory's decisions.
 
 use super::{allocate, Inventory, InventoryCommand, InventoryError, InventoryEvent};
+use crate::limits::{MAX_ON_HAND_PER_SKU, MAX_ON_HAND_PER_WAREHOUSE, MAX_STOCK_MOVEMENT};
+use crate::values::{Sku, Warehouse};
 use crate::Aggregate;
 
 impl Aggregate for Inventory {
@@ -33,12 +35,8 @@ impl Aggregate for Inventory {
                 if *quantity == 0 {
                     return Err(InventoryError::ZeroQuantity);
                 }
-                let on_hand = self.warehouses.get(warehouse).map_or(0, |s| s.on_hand);
-                if on_hand.checked_add(*quantity).is_none() {
-                    return Err(InventoryError::QuantityOverflow {
-                        warehouse: warehouse.clone(),
-                    });
-                }
+                check_movement(*quantity)?;
+                self.check_increase(sku, warehouse, *quantity)?;
                 Ok(vec![InventoryEvent::Received {
                     sku: sku.clone(),
                     warehouse: warehouse.clone(),
@@ -54,6 +52,7 @@ impl Aggregate for Inventory {
                 if *delta == 0 {
                     return Err(InventoryError::ZeroAdjustment);
                 }
+                check_movement(delta.unsigned_abs())?;
                 let stock = self.warehouses.get(warehouse).copied().unwrap_or_default();
                 let after = i128::from(stock.on_hand) + i128::from(*delta);
                 if after < 0 {
@@ -70,10 +69,8 @@ impl Aggregate for Inventory {
                         reserved: stock.reserved,
                     });
                 }
-                if after > i128::from(u64::MAX) {
-                    return Err(InventoryError::QuantityOverflow {
-                        warehouse: warehouse.clone(),
-                    });
+                if *delta > 0 {
+                    self.check_increase(sku, warehouse, delta.unsigned_abs())?;
                 }
                 Ok(vec![InventoryEvent::Adjusted {
                     sku: sku.clone(),
@@ -128,5 +125,52 @@ impl Aggregate for Inventory {
                 }])
             }
         }
+    }
+}
+
+/// A receipt or adjustment moves at most [`MAX_STOCK_MOVEMENT`] units.
+fn check_movement(quantity: u64) -> Result<(), InventoryError> {
+    if quantity > MAX_STOCK_MOVEMENT {
+        return Err(InventoryError::MovementTooLarge {
+            quantity,
+            max: MAX_STOCK_MOVEMENT,
+        });
+    }
+    Ok(())
+}
+
+impl Inventory {
+    /// On hand may rise by `increase` in `warehouse` without passing the
+    /// per-warehouse or the per-SKU limit. Sums in `u128`: stock recorded
+    /// before the limits existed may be anywhere up to `u64::MAX`.
+    fn check_increase(
+        &self,
+        sku: &Sku,
+        warehouse: &Warehouse,
+        increase: u64,
+    ) -> Result<(), InventoryError> {
+        let in_warehouse = self.warehouses.get(warehouse).map_or(0, |s| s.on_hand);
+        if u128::from(in_warehouse) + u128::from(increase) > u128::from(MAX_ON_HAND_PER_WAREHOUSE) {
+            return Err(InventoryError::WarehouseLimitExceeded {
+                warehouse: warehouse.clone(),
+                on_hand: in_warehouse,
+                increase,
+                max: MAX_ON_HAND_PER_WAREHOUSE,
+            });
+        }
+        let on_hand: u128 = self
+            .warehouses
+            .values()
+            .map(|stock| u128::from(stock.on_hand))
+            .sum();
+        if on_hand + u128::from(increase) > u128::from(MAX_ON_HAND_PER_SKU) {
+            return Err(InventoryError::SkuLimitExceeded {
+                sku: sku.clone(),
+                on_hand,
+                increase,
+                max: MAX_ON_HAND_PER_SKU,
+            });
+        }
+        Ok(())
     }
 }

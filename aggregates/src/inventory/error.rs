@@ -29,8 +29,30 @@ pub enum InventoryError {
         delta: i64,
         reserved: u64,
     },
-    #[error("stock of {warehouse} would exceed the largest representable quantity")]
-    QuantityOverflow { warehouse: Warehouse },
+    #[error("quantity {quantity} is more than the {max} units one receipt or adjustment may move")]
+    MovementTooLarge { quantity: u64, max: u64 },
+    #[error(
+        "warehouse {warehouse} holds {on_hand} units of this SKU; {increase} more would exceed \
+         the limit of {max} units of one SKU per warehouse"
+    )]
+    WarehouseLimitExceeded {
+        warehouse: Warehouse,
+        on_hand: u64,
+        increase: u64,
+        max: u64,
+    },
+    /// `on_hand` is over all warehouses: `u128`, as stock recorded before
+    /// the limits existed may sum beyond `u64`.
+    #[error(
+        "{sku} has {on_hand} units on hand over all warehouses; {increase} more would exceed \
+         the limit of {max} units per SKU"
+    )]
+    SkuLimitExceeded {
+        sku: Sku,
+        on_hand: u128,
+        increase: u64,
+        max: u64,
+    },
     #[error("insufficient stock of {sku}: requested {requested}, available {available}")]
     InsufficientStock {
         sku: Sku,
@@ -49,7 +71,9 @@ impl InventoryError {
             | Self::SkuMismatch { .. }
             | Self::NegativeOnHand { .. }
             | Self::BelowReserved { .. }
-            | Self::QuantityOverflow { .. } => ErrorKind::Invalid,
+            | Self::MovementTooLarge { .. }
+            | Self::WarehouseLimitExceeded { .. }
+            | Self::SkuLimitExceeded { .. } => ErrorKind::Invalid,
             Self::InsufficientStock { .. } | Self::NoReservation { .. } => ErrorKind::Conflict,
         }
     }

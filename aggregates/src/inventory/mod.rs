@@ -3,7 +3,9 @@
 //!
 //! Invariants, kept by `decide`: per warehouse, `reserved <= on_hand`, so
 //! `available = on_hand - reserved` is never negative; `reserved` equals the
-//! sum of the open reservations' allocations.
+//! sum of the open reservations' allocations; on hand stays within
+//! [`crate::limits`] per warehouse and per SKU (only receipts and upward
+//! adjustments raise it, and both are checked).
 //!
 //! Idempotent no-ops (`Ok(vec![])`): `Reserve` for an order that already holds
 //! a reservation of this SKU; `Release` for an order that holds none.
@@ -18,6 +20,7 @@ mod event;
 mod level;
 mod state;
 
+pub use crate::limits::{MAX_ON_HAND_PER_SKU, MAX_ON_HAND_PER_WAREHOUSE, MAX_STOCK_MOVEMENT};
 pub use allocation::{allocate, Allocation, Shortfall};
 pub use command::InventoryCommand;
 pub use error::InventoryError;

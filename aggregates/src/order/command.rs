@@ -6,11 +6,9 @@ use uuid::Uuid;
 use super::OrderLine;
 use crate::values::{Currency, PaymentMethod, Shortage};
 
-/// Most lines an order may have.
-pub const MAX_LINES: usize = 100;
-
 /// Place a new order. Values are already parsed (`Sku`, `Currency`,
-/// `PaymentMethod`); `decide` checks the rules that span fields.
+/// `PaymentMethod`); `decide` checks the rules that span fields and the
+/// bounds of [`crate::limits`] on every line.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PlaceOrder {
     pub order_id: Uuid,

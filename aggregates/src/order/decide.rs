@@ -1,8 +1,7 @@
 //! `impl Aggregate for Order`: the order's decisions.
 
-use rust_decimal::Decimal;
-
-use super::{Order, OrderCommand, OrderError, OrderEvent, OrderStatus, PlaceOrder, MAX_LINES};
+use super::place::place_order;
+use super::{Order, OrderCommand, OrderError, OrderEvent, OrderStatus};
 use crate::Aggregate;
 
 use OrderStatus::{Cancelled, Paid, PaymentFailed, Pending, Rejected, Reserved, Shipped};
@@ -87,45 +86,4 @@ impl Aggregate for Order {
             },
         }
     }
-}
-
-fn place_order(place: &PlaceOrder) -> Result<Vec<OrderEvent>, OrderError> {
-    if place.customer_id.trim().is_empty() {
-        return Err(OrderError::BlankCustomerId);
-    }
-    if place.lines.is_empty() {
-        return Err(OrderError::NoLines);
-    }
-    if place.lines.len() > MAX_LINES {
-        return Err(OrderError::TooManyLines {
-            count: place.lines.len(),
-            max: MAX_LINES,
-        });
-    }
-    let mut total = Decimal::ZERO;
-    for line in &place.lines {
-        if line.quantity == 0 {
-            return Err(OrderError::ZeroQuantity {
-                sku: line.sku.clone(),
-            });
-        }
-        if line.unit_price < Decimal::ZERO {
-            return Err(OrderError::NegativeUnitPrice {
-                sku: line.sku.clone(),
-                unit_price: line.unit_price,
-            });
-        }
-        total = line
-            .total()
-            .and_then(|line_total| total.checked_add(line_total))
-            .ok_or(OrderError::TotalOverflow)?;
-    }
-    Ok(vec![OrderEvent::Placed {
-        order_id: place.order_id,
-        customer_id: place.customer_id.clone(),
-        currency: place.currency,
-        lines: place.lines.clone(),
-        total,
-        payment_method: place.payment_method,
-    }])
 }

@@ -18,12 +18,43 @@ pub enum OrderError {
     NoLines,
     #[error("an order has at most {max} lines, got {count}")]
     TooManyLines { count: usize, max: usize },
-    #[error("quantity of {sku} must be positive")]
-    ZeroQuantity { sku: Sku },
-    #[error("unit price of {sku} must not be negative, got {unit_price}")]
-    NegativeUnitPrice { sku: Sku, unit_price: Decimal },
-    #[error("order total is too large to represent")]
-    TotalOverflow,
+    /// `line` is the index of the line in the order, as in `lines[0]`.
+    #[error("lines[{line}].quantity of {sku} must be positive")]
+    ZeroQuantity { line: usize, sku: Sku },
+    #[error("lines[{line}].quantity of {sku} is {quantity}; a line has at most {max} units")]
+    QuantityTooLarge {
+        line: usize,
+        sku: Sku,
+        quantity: u32,
+        max: u32,
+    },
+    #[error("lines[{line}].unit_price of {sku} must not be negative, got {unit_price}")]
+    NegativeUnitPrice {
+        line: usize,
+        sku: Sku,
+        unit_price: Decimal,
+    },
+    #[error(
+        "lines[{line}].unit_price of {sku} is {unit_price} with {scale} decimal places; \
+         a price has at most {max}, and amounts are never rounded"
+    )]
+    TooManyDecimals {
+        line: usize,
+        sku: Sku,
+        unit_price: Decimal,
+        scale: u32,
+        max: u32,
+    },
+    #[error("lines[{line}].unit_price of {sku} is {unit_price}; a unit price is at most {max}")]
+    UnitPriceTooLarge {
+        line: usize,
+        sku: Sku,
+        unit_price: Decimal,
+        max: Decimal,
+    },
+    /// Cannot happen within `crate::limits`; kept typed rather than a panic.
+    #[error("the order total cannot be computed exactly")]
+    InexactTotal,
     #[error(transparent)]
     InvalidSku(#[from] InvalidIdentifier),
     #[error(transparent)]
@@ -56,8 +87,11 @@ impl OrderError {
             | Self::NoLines
             | Self::TooManyLines { .. }
             | Self::ZeroQuantity { .. }
+            | Self::QuantityTooLarge { .. }
             | Self::NegativeUnitPrice { .. }
-            | Self::TotalOverflow
+            | Self::TooManyDecimals { .. }
+            | Self::UnitPriceTooLarge { .. }
+            | Self::InexactTotal
             | Self::InvalidSku(_)
             | Self::UnknownCurrency(_)
             | Self::UnknownPaymentMethod(_)

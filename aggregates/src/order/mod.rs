@@ -26,9 +26,11 @@ mod command;
 mod decide;
 mod error;
 mod event;
+mod place;
 mod state;
 
-pub use command::{OrderCommand, PlaceOrder, MAX_LINES};
+pub use crate::limits::{MAX_LINES, MAX_LINE_QUANTITY, MAX_PRICE_SCALE, MAX_UNIT_PRICE};
+pub use command::{OrderCommand, PlaceOrder};
 pub use error::OrderError;
 pub use event::OrderEvent;
 pub use state::{Order, OrderLine, OrderStatus, PlacedOrder};

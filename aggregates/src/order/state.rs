@@ -50,9 +50,11 @@ pub struct OrderLine {
 }
 
 impl OrderLine {
-    /// `quantity * unit_price`, or `None` on overflow.
+    /// `quantity * unit_price`, or `None` unless it is exact (see
+    /// [`crate::limits`]: a price with more than `MAX_PRICE_SCALE` decimal
+    /// places has no total).
     pub fn total(&self) -> Option<Decimal> {
-        self.unit_price.checked_mul(Decimal::from(self.quantity))
+        super::place::exact_total(std::slice::from_ref(self))
     }
 }
 

@@ -74,15 +74,18 @@ fn receiving_nothing_is_invalid() {
 }
 
 #[test]
-fn receiving_beyond_the_largest_quantity_is_refused() {
+fn stock_recorded_before_the_limits_takes_no_more_receipts_without_overflowing() {
     given::<Inventory>([received("main", u64::MAX)])
         .when(InventoryCommand::Receive {
             sku: sku("SKU-1"),
             warehouse: wh("main"),
             quantity: 1,
         })
-        .then_err(InventoryError::QuantityOverflow {
+        .then_err(InventoryError::WarehouseLimitExceeded {
             warehouse: wh("main"),
+            on_hand: u64::MAX,
+            increase: 1,
+            max: aggregates::limits::MAX_ON_HAND_PER_WAREHOUSE,
         });
 }
 
@@ -128,12 +131,14 @@ fn adjusting_below_zero_on_hand_is_refused() {
             on_hand: 3,
             delta: -4,
         });
+    // The largest downward adjustment (i64::MIN is beyond it: see limits.rs).
+    let largest = -i64::try_from(aggregates::limits::MAX_STOCK_MOVEMENT).unwrap();
     given::<Inventory>([received("main", 3)])
-        .when(adjust("main", i64::MIN))
+        .when(adjust("main", largest))
         .then_err(InventoryError::NegativeOnHand {
             warehouse: wh("main"),
             on_hand: 3,
-            delta: i64::MIN,
+            delta: largest,
         });
 }
 

@@ -8,6 +8,7 @@ mod allocation;
 mod codec;
 mod helpers;
 mod inventory;
+mod limits;
 mod order;
 mod payment;
 mod properties;

@@ -101,7 +101,10 @@ fn an_order_with_exactly_100_lines_is_accepted() {
 fn a_line_with_zero_quantity_is_invalid() {
     given::<Order>([])
         .when(OrderCommand::Place(place(vec![line("SKU-1", 0, "1")])))
-        .then_err(OrderError::ZeroQuantity { sku: sku("SKU-1") });
+        .then_err(OrderError::ZeroQuantity {
+            line: 0,
+            sku: sku("SKU-1"),
+        });
 }
 
 #[test]
@@ -109,6 +112,7 @@ fn a_negative_unit_price_is_invalid_but_zero_is_fine() {
     given::<Order>([])
         .when(OrderCommand::Place(place(vec![line("SKU-1", 1, "-0.01")])))
         .then_err(OrderError::NegativeUnitPrice {
+            line: 0,
             sku: sku("SKU-1"),
             unit_price: dec("-0.01"),
         });
@@ -119,11 +123,20 @@ fn a_negative_unit_price_is_invalid_but_zero_is_fine() {
 }
 
 #[test]
-fn a_total_too_large_to_represent_is_invalid_not_a_panic() {
-    let huge = rust_decimal::Decimal::MAX.to_string();
+fn a_price_too_large_for_an_exact_total_is_invalid_not_a_panic() {
+    let huge = rust_decimal::Decimal::MAX;
     given::<Order>([])
-        .when(OrderCommand::Place(place(vec![line("SKU-1", 2, &huge)])))
-        .then_err(OrderError::TotalOverflow);
+        .when(OrderCommand::Place(place(vec![line(
+            "SKU-1",
+            2,
+            &huge.to_string(),
+        )])))
+        .then_err(OrderError::UnitPriceTooLarge {
+            line: 0,
+            sku: sku("SKU-1"),
+            unit_price: huge,
+            max: aggregates::limits::MAX_UNIT_PRICE,
+        });
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use aggregates::inventory::{Inventory, InventoryCommand, InventoryError};
 use aggregates::stream_id;
-use aggregates::values::{Sku, Warehouse};
+use aggregates::values::Sku;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::Json;
@@ -15,8 +15,8 @@ use projections::read_models::stock::{self, HistoryKey, HistoryRange, StockView}
 use super::paging::{decode, encode, limit, more_follow, next_link, Paged, DEFAULT_LIMIT};
 use super::{context, execute, last_event, to_i64};
 use crate::dto::{
-    AdjustmentRequest, AtQuery, HistoryQuery, ReceiptRequest, StockBody, StockChangeBody,
-    WarehouseStockBody,
+    AdjustmentRequest, AtQuery, HistoryQuery, ReceiptRequest, RequestFor, StockBody,
+    StockChangeBody, WarehouseStockBody,
 };
 use crate::error::{ApiError, Problem};
 use crate::extract::{CorrelationId, JsonBody, PathParams, QueryParams};
@@ -24,15 +24,6 @@ use crate::AppState;
 
 fn parse_sku(sku: &str) -> Result<Sku, ApiError> {
     Sku::parse(sku).map_err(|error| ApiError::Unprocessable(error.to_string()))
-}
-
-fn parse_warehouse(warehouse: Option<String>) -> Result<Warehouse, ApiError> {
-    match warehouse {
-        None => Ok(Warehouse::main()),
-        Some(name) => {
-            Warehouse::parse(name).map_err(|error| ApiError::Unprocessable(error.to_string()))
-        }
-    }
 }
 
 fn unknown_sku(sku: &str) -> ApiError {
@@ -126,16 +117,7 @@ pub async fn receive(
     JsonBody(body): JsonBody<ReceiptRequest>,
 ) -> Result<(StatusCode, Json<StockBody>), ApiError> {
     let sku = parse_sku(&sku)?;
-    let warehouse = parse_warehouse(body.warehouse)?;
-    let quantity = u64::try_from(body.quantity)
-        .ok()
-        .filter(|quantity| *quantity > 0)
-        .ok_or_else(|| ApiError::Unprocessable("quantity must be positive".into()))?;
-    let command = InventoryCommand::Receive {
-        sku: sku.clone(),
-        warehouse,
-        quantity,
-    };
+    let command = InventoryCommand::try_from(RequestFor(&sku, &body))?;
     run(&state, "receive_stock", &sku, command, correlation).await
 }
 
@@ -159,13 +141,7 @@ pub async fn adjust(
     JsonBody(body): JsonBody<AdjustmentRequest>,
 ) -> Result<(StatusCode, Json<StockBody>), ApiError> {
     let sku = parse_sku(&sku)?;
-    let warehouse = parse_warehouse(body.warehouse)?;
-    let command = InventoryCommand::Adjust {
-        sku: sku.clone(),
-        warehouse,
-        delta: body.quantity,
-        reason: body.reason.unwrap_or_default(),
-    };
+    let command = InventoryCommand::try_from(RequestFor(&sku, &body))?;
     run(&state, "adjust_stock", &sku, command, correlation).await
 }
 

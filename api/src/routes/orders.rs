@@ -3,22 +3,18 @@
 //! `order_queries.rs`, re-exported here so that the router and the OpenAPI
 //! document name every order endpoint `orders::...`.
 
-use std::str::FromStr;
-
-use aggregates::order::{Order, OrderCommand, OrderError, OrderLine, PlaceOrder, MAX_LINES};
-use aggregates::values::{Currency, PaymentMethod, Sku};
-use aggregates::{stream_id, Aggregate};
+use aggregates::order::{Order, OrderCommand, OrderError, PlaceOrder};
+use aggregates::stream_id;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use commands::{ExecuteError, Executed};
-use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::order_view::{body_from_aggregate, current_order, order_body};
 use super::{context, execute, measured};
-use crate::dto::{CancelRequest, OrderBody, PlaceOrderRequest};
+use crate::dto::{CancelRequest, OrderBody, PlaceOrderRequest, RequestFor};
 use crate::error::{ApiError, Problem};
 use crate::extract::{CorrelationId, JsonBody, OptionalJsonBody, PathParams};
 use crate::idempotency::{self, Claim};
@@ -36,66 +32,6 @@ pub(super) fn unknown_order(id: &str) -> ApiError {
 
 pub(super) fn parse_order_id(id: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(id).map_err(|_| unknown_order(id))
-}
-
-/// The request as a domain command, checked by the aggregate's own rules
-/// (without I/O), so that nothing is stored for an invalid request.
-fn place_command(order_id: Uuid, request: &PlaceOrderRequest) -> Result<PlaceOrder, ApiError> {
-    let invalid = ApiError::Unprocessable;
-    if request.lines.len() > MAX_LINES {
-        return Err(invalid(format!(
-            "an order has at most {MAX_LINES} lines, got {}",
-            request.lines.len()
-        )));
-    }
-    let currency = Currency::from_str(&request.currency)
-        .map_err(|error| invalid(format!("currency: {error}")))?;
-    let payment_method = match &request.payment_method {
-        None => PaymentMethod::default(),
-        Some(method) => PaymentMethod::from_str(method)
-            .map_err(|error| invalid(format!("payment_method: {error}")))?,
-    };
-    let lines = request
-        .lines
-        .iter()
-        .enumerate()
-        .map(|(index, line)| {
-            let sku = Sku::parse(line.sku.as_str())
-                .map_err(|error| invalid(format!("lines[{index}].sku: {error}")))?;
-            let quantity = u32::try_from(line.quantity)
-                .ok()
-                .filter(|quantity| *quantity > 0)
-                .ok_or_else(|| {
-                    invalid(format!(
-                        "lines[{index}].quantity must be a positive integer up to {}, got {}",
-                        u32::MAX,
-                        line.quantity
-                    ))
-                })?;
-            let unit_price = Decimal::from_str_exact(line.unit_price.trim()).map_err(|_| {
-                invalid(format!(
-                    "lines[{index}].unit_price must be a decimal string such as \"9.99\", got {:?}",
-                    line.unit_price
-                ))
-            })?;
-            Ok(OrderLine {
-                sku,
-                quantity,
-                unit_price,
-            })
-        })
-        .collect::<Result<Vec<_>, ApiError>>()?;
-    let place = PlaceOrder {
-        order_id,
-        customer_id: request.customer_id.clone(),
-        currency,
-        lines,
-        payment_method,
-    };
-    Order::default()
-        .decide(&OrderCommand::Place(place.clone()))
-        .map_err(|error| ApiError::from_domain(error.kind(), error.to_string()))?;
-    Ok(place)
 }
 
 /// Place an order.
@@ -132,7 +68,7 @@ pub async fn place_order(
     let order_id = key
         .as_deref()
         .map_or_else(Uuid::new_v4, idempotency::order_id_for);
-    let place = place_command(order_id, &request)?;
+    let place = PlaceOrder::try_from(RequestFor(order_id, &request))?;
     let claim = match &key {
         Some(key) => {
             let hash = idempotency::request_hash(&request)?;

@@ -4,6 +4,7 @@ mod cache;
 mod concurrency;
 mod execute;
 mod helpers;
+mod limits;
 mod reservations;
 mod shipping;
 mod snapshots;
