@@ -17,25 +17,23 @@ pub struct Database {
 }
 
 impl Database {
-    pub async fn from_environment() -> anyhow::Result<Database> {
+    pub async fn from_environment(options: &StoreOptions) -> anyhow::Result<Database> {
         match std::env::var("DATABASE_URL") {
             Ok(url) => {
-                let store = EventStore::connect(&url, &StoreOptions::default())
-                    .await
-                    .with_context(|| {
-                        format!("could not connect to DATABASE_URL ({})", redact(&url))
-                    })?;
+                let store = EventStore::connect(&url, options).await.with_context(|| {
+                    format!("could not connect to DATABASE_URL ({})", redact(&url))
+                })?;
                 Ok(Database {
                     store,
                     description: redact(&url),
                     embedded: None,
                 })
             }
-            Err(_) => Database::embedded().await,
+            Err(_) => Database::embedded(options).await,
         }
     }
 
-    async fn embedded() -> anyhow::Result<Database> {
+    async fn embedded(options: &StoreOptions) -> anyhow::Result<Database> {
         let data_dir = Path::new(EMBEDDED_DATA_DIR);
         let cluster = tokio::task::spawn_blocking(move || {
             Cluster::start_persistent(data_dir, &ClusterOptions::default())
@@ -56,7 +54,7 @@ impl Database {
         }
         admin.close().await;
         let url = cluster.url(EMBEDDED_DATABASE);
-        let store = EventStore::connect(&url, &StoreOptions::default()).await?;
+        let store = EventStore::connect(&url, options).await?;
         Ok(Database {
             store,
             description: format!(

@@ -4,10 +4,12 @@
 
 mod admin;
 mod database;
+mod duration;
 mod serve;
 mod telemetry;
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -22,6 +24,10 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Longest a database statement may run before the server cancels it
+    /// (e.g. 30s, 2m; 0 for no limit). Migrations run without it.
+    #[arg(long, global = true, env = "ORDERSTREAM_STATEMENT_TIMEOUT", default_value = "30s", value_parser = duration::parse)]
+    statement_timeout: Duration,
 }
 
 #[derive(Subcommand)]
@@ -68,7 +74,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    let store_options = event_store::StoreOptions {
+        statement_timeout: cli.statement_timeout,
+        ..event_store::StoreOptions::default()
+    };
+    match runtime.block_on(run(cli.command, &store_options)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -77,8 +87,8 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command) -> anyhow::Result<()> {
-    let database = database::Database::from_environment()
+async fn run(command: Command, store_options: &event_store::StoreOptions) -> anyhow::Result<()> {
+    let database = database::Database::from_environment(store_options)
         .await
         .context("could not get a database")?;
     let store = database.store().clone();

@@ -21,6 +21,10 @@ pub struct ServeArgs {
     /// Bearer token of the admin endpoints; unset leaves them closed.
     #[arg(long, env = "ORDERSTREAM_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// How long an Idempotency-Key stands for its order (e.g. 24h, 30m);
+    /// after that the key is new again and its row is deleted.
+    #[arg(long, env = "ORDERSTREAM_IDEMPOTENCY_TTL", default_value = "24h", value_parser = crate::duration::parse)]
+    idempotency_ttl: std::time::Duration,
     /// Serve HTTP only; subscriptions run in another process.
     #[arg(long, conflicts_with = "workers_only")]
     api_only: bool,
@@ -68,6 +72,7 @@ pub async fn serve(store: &EventStore, database: &str, args: ServeArgs) -> anyho
                 executor,
                 ApiConfig {
                     admin_token: args.admin_token,
+                    idempotency_ttl: args.idempotency_ttl,
                 },
             );
             api::serve(listener, state, wait_for(stopped))

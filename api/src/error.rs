@@ -167,6 +167,8 @@ impl From<StoreError> for ApiError {
             unavailable if unavailable.is_unavailable() => {
                 ApiError::Unavailable(unavailable.into())
             }
+            // Cancelled by statement_timeout: nothing written; later may do.
+            timeout @ StoreError::Timeout(_) => ApiError::Unavailable(timeout.into()),
             StoreError::InvalidRequest(message) => ApiError::BadRequest(message),
             // Class 22 (data exception): a value the database cannot take,
             // such as text it cannot store. Rolled back, so nothing written.

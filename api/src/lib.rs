@@ -11,6 +11,7 @@
 //! Start reading at [`router`]; the middleware is in `observe.rs`, the
 //! handlers in `routes/`.
 
+mod correlation;
 mod dto;
 mod error;
 mod extract;
@@ -97,12 +98,14 @@ fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then finishes
-/// the requests in flight and returns.
+/// the requests in flight and returns. Expired idempotency keys are deleted
+/// meanwhile.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let _cleanup = idempotency::start_cleanup(&state);
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
@@ -132,6 +135,7 @@ mod tests {
             executor,
             ApiConfig {
                 admin_token: admin_token.map(str::to_owned),
+                ..ApiConfig::default()
             },
         ))
     }

@@ -213,7 +213,7 @@ pub(crate) async fn cursor_at(pool: &PgPool, position: i64) -> Result<LogCursor,
 /// Every event that shares a correlation id, in log order.
 pub(crate) async fn read_correlation(
     pool: &PgPool,
-    correlation_id: uuid::Uuid,
+    correlation_id: &crate::CorrelationId,
     after: LogCursor,
     limit: i64,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
