@@ -121,7 +121,7 @@ async fn the_longest_id_and_every_visible_character_are_kept() {
 #[tokio::test]
 async fn other_values_are_replaced_by_a_generated_uuid_and_the_response_says_why() {
     let server = TestServer::start(Options::api_only()).await;
-    let too_long = vec![b'x'; 129];
+    let too_long = [b'x'; 129];
     for (given, reason) in [
         (&b""[..], "empty"),
         (&too_long[..], "too-long"),

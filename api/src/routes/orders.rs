@@ -146,7 +146,7 @@ pub async fn place_order(
     let order_id = place.order_id;
     let stream = stream_id::<Order>(order_id);
     let command_context = context(correlation);
-    // The id is new (random, or the key's and then claimed above), so the
+    // The id is new (random, or the key's, claimed above), so the
     // order is placed without reading its stream first.
     let placed = measured(
         "place_order",
