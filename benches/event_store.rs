@@ -90,7 +90,7 @@ const RAW_BATCH_INSERT: &str = concat!(
               n.schema_version, n.data, n.metadata, n.correlation_id, n.causation_id, \
               clock_timestamp() \
          FROM unnest($2::uuid[], $3::text[], $4::int[], $5::jsonb[], $6::jsonb[], \
-                     $7::uuid[], $8::uuid[]) WITH ORDINALITY \
+                     $7::text[], $8::uuid[]) WITH ORDINALITY \
               AS n(event_id, event_type, schema_version, data, metadata, \
                    correlation_id, causation_id, ordinal)"
 );
@@ -284,7 +284,7 @@ fn sample_event() -> NewEvent {
     let order_id = Uuid::new_v4();
     let data = sample_event_data(order_id);
     NewEvent::new("OrderLineAdded", data).with_metadata(EventMetadata {
-        correlation_id: Some(Uuid::new_v4()),
+        correlation_id: Some(Uuid::new_v4().into()),
         causation_id: None,
         actor: Some("bench".into()),
     })
@@ -358,7 +358,7 @@ fn raw_single_insert(pool: PgPool) -> Work {
             .bind(event.schema_version)
             .bind(&event.data)
             .bind(&metadata)
-            .bind(event.metadata.correlation_id)
+            .bind(&event.metadata.correlation_id)
             .bind(event.metadata.causation_id)
             .fetch_one(&pool)
             .await?;
@@ -442,7 +442,7 @@ async fn catch_up(
                     'currency', 'EUR', \
                     'warehouse', 'wh-' || (i % 3)), \
                 jsonb_build_object('correlation_id', md5((i / 10)::text)::uuid, 'actor', 'bench'), \
-                md5((i / 10)::text)::uuid, NULL, clock_timestamp() \
+                md5((i / 10)::text)::uuid::text, NULL, clock_timestamp() \
            FROM generate_series(0, $1 - 1) AS i"
     ))
     .bind(count)

@@ -803,7 +803,7 @@ async fn raw_inserts(pool: &PgPool, tasks: usize, run_for: Duration) -> BenchRes
                         .bind(Uuid::new_v4())
                         .bind(&data)
                         .bind(&metadata)
-                        .bind(correlation_id)
+                        .bind(correlation_id.to_string())
                         .execute(&pool)
                         .await?;
                     rows += 1;

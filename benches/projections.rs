@@ -98,7 +98,7 @@ SELECT (SELECT log_epoch_offset()) + pg_current_xact_id()::text::bigint, 'invent
        END, \
        jsonb_build_object('correlation_id', c.order_id, 'causation_id', c.order_id, \
                           'actor', 'bench'), \
-       c.order_id, c.order_id, clock_timestamp() \
+       c.order_id::text, c.order_id, clock_timestamp() \
   FROM generate_series(0, $1 - 1) AS i, \
        LATERAL (SELECT 'SKU-' || lpad((i % $2)::text, 4, '0') AS sku, \
                        i / $2 + 1 AS version, (i / $2) % 5 AS phase, \

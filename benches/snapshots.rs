@@ -227,7 +227,7 @@ async fn seed(store: &EventStore, events: i64) -> BenchResult<String> {
     let stream = stream_id::<Inventory>(&sku);
     let correlation_id = Uuid::new_v4();
     let metadata = EventMetadata {
-        correlation_id: Some(correlation_id),
+        correlation_id: Some(correlation_id.into()),
         causation_id: Some(correlation_id),
         actor: Some("bench".into()),
     };

@@ -31,6 +31,10 @@ pub struct GlobalArgs {
         global = true
     )]
     pub log_format: LogFormat,
+    /// Longest a database statement may run before the server cancels it
+    /// (e.g. 30s, 2m; 0 for no limit). Migrations run without it.
+    #[arg(long, global = true, env = "ORDERSTREAM_STATEMENT_TIMEOUT", default_value = "30s", value_parser = crate::duration::parse)]
+    pub statement_timeout: std::time::Duration,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +56,10 @@ pub struct ServeArgs {
     /// Bearer token of the admin endpoints; unset leaves them closed.
     #[arg(long, env = "ORDERSTREAM_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// How long an Idempotency-Key stands for its order (e.g. 24h, 30m);
+    /// after that the key is new again and its row is deleted.
+    #[arg(long, env = "ORDERSTREAM_IDEMPOTENCY_TTL", default_value = "24h", value_parser = crate::duration::parse)]
+    idempotency_ttl: std::time::Duration,
     /// Serve HTTP only; subscriptions run in another process.
     #[arg(long, conflicts_with = "workers_only")]
     api_only: bool,
@@ -126,7 +134,10 @@ impl Config {
             .transpose()?;
         Ok(Config {
             database,
-            store: StoreOptions::default(),
+            store: StoreOptions {
+                statement_timeout: global.statement_timeout,
+                ..StoreOptions::default()
+            },
             log_format: global.log_format,
             serve,
         })
@@ -151,9 +162,10 @@ impl fmt::Display for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "database=\"{}\" max_connections={} log_format={:?}",
+            "database=\"{}\" max_connections={} statement_timeout={:?} log_format={:?}",
             self.database.describe(),
             self.store.max_connections,
+            self.store.statement_timeout,
             self.log_format
         )?;
         if let Some(serve) = &self.serve {
@@ -161,7 +173,7 @@ impl fmt::Display for Config {
                 f,
                 " bind={} fulfilment={:?} admin_token={} api_only={} workers_only={} \
                  request_timeout={:?} header_timeout={:?} max_concurrent_requests={} \
-                 shutdown_grace={:?}",
+                 shutdown_grace={:?} idempotency_ttl={:?}",
                 serve.bind,
                 serve.runtime.fulfilment,
                 if serve.api.admin_token.is_some() {
@@ -174,7 +186,8 @@ impl fmt::Display for Config {
                 serve.api.request_timeout,
                 serve.api.header_read_timeout,
                 serve.api.max_concurrent_requests,
-                serve.api.shutdown_grace
+                serve.api.shutdown_grace,
+                serve.api.idempotency_ttl
             )?;
         }
         Ok(())

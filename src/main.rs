@@ -5,11 +5,13 @@
 mod admin;
 mod config;
 mod database;
+mod duration;
 mod redact;
 mod serve;
 mod telemetry;
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -26,6 +28,10 @@ struct Cli {
     global: config::GlobalArgs,
     #[command(subcommand)]
     command: Command,
+    /// Longest a database statement may run before the server cancels it
+    /// (e.g. 30s, 2m; 0 for no limit). Migrations run without it.
+    #[arg(long, global = true, env = "ORDERSTREAM_STATEMENT_TIMEOUT", default_value = "30s", value_parser = duration::parse)]
+    statement_timeout: Duration,
 }
 
 #[derive(Subcommand)]

@@ -6,7 +6,7 @@ mod convert;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use event_store::RecordedEvent;
+use event_store::{CorrelationId, RecordedEvent};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -175,8 +175,10 @@ pub struct OrderBody {
     #[schema(example = "19.98")]
     pub total: String,
     pub payment_method: String,
-    /// The correlation id of the request that placed the order.
-    pub correlation_id: Option<Uuid>,
+    /// The correlation id of the request that placed the order, as its
+    /// caller sent it (or the UUID generated for it).
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 128, pattern = "^[!-~]{1,128}$", example = "order-import-42/abc")]
+    pub correlation_id: Option<CorrelationId>,
     /// The order stream's version this body reflects.
     pub version: i64,
     pub placed_at: DateTime<Utc>,
@@ -227,7 +229,10 @@ pub struct EventBody {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct MetadataBody {
-    pub correlation_id: Option<Uuid>,
+    /// The `X-Correlation-Id` of the request that started the flow, as
+    /// sent (or the UUID generated for it).
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 128, pattern = "^[!-~]{1,128}$", example = "order-import-42/abc")]
+    pub correlation_id: Option<CorrelationId>,
     pub causation_id: Option<Uuid>,
     /// Any other stored metadata (`actor`, ...).
     #[serde(flatten)]

@@ -167,6 +167,8 @@ impl From<StoreError> for ApiError {
             unavailable if unavailable.is_unavailable() => {
                 ApiError::Unavailable(unavailable.into())
             }
+            // Cancelled by statement_timeout: nothing written; later may do.
+            timeout @ StoreError::Timeout(_) => ApiError::Unavailable(timeout.into()),
             StoreError::InvalidRequest(message) => ApiError::BadRequest(message),
             StoreError::Database(sqlx::Error::Database(database)) if refused(&*database) => {
                 refusal(&*database)

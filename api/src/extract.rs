@@ -7,7 +7,6 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
-use uuid::Uuid;
 
 use crate::error::ApiError;
 
@@ -121,21 +120,5 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathPar
     }
 }
 
-/// The request's correlation id (see `observe.rs`): from `X-Correlation-Id`
-/// when it is a UUID, else generated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CorrelationId(pub Uuid);
-
-impl<S: Send + Sync> FromRequestParts<S> for CorrelationId {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        // The observing middleware always sets it; a router used without
-        // it still gets a fresh id rather than an error.
-        Ok(parts
-            .extensions
-            .get::<CorrelationId>()
-            .copied()
-            .unwrap_or_else(|| CorrelationId(Uuid::new_v4())))
-    }
-}
+/// The request's correlation id (see `correlation.rs`).
+pub use crate::correlation::CorrelationId;

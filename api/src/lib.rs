@@ -11,6 +11,7 @@
 //! Start reading at [`router`]; the middleware is in `observe.rs`, the
 //! handlers in `routes/`.
 
+mod correlation;
 mod dto;
 mod error;
 mod extract;
@@ -108,12 +109,14 @@ fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 
 /// Serves the API on `listener` until `shutdown` resolves, then lets the
 /// requests in flight finish for at most the configured grace period,
-/// closes every connection and returns.
+/// closes every connection and returns. Expired idempotency keys are
+/// deleted meanwhile.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let _cleanup = idempotency::start_cleanup(&state);
     let limits = server::ConnectionLimits {
         header_read_timeout: state.limits().header_read_timeout,
         shutdown_grace: state.limits().shutdown_grace,

@@ -6,29 +6,18 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request};
-use axum::http::{header, HeaderName, HeaderValue};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
-use uuid::Uuid;
 
+use crate::correlation::Correlation;
 use crate::error::{problem_response, PROBLEM_JSON};
-use crate::extract::CorrelationId;
 use crate::metrics::{method_label, HTTP_REQUEST_DURATION};
-
-pub const CORRELATION_HEADER: HeaderName = HeaderName::from_static("x-correlation-id");
 
 pub async fn observe(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let correlation_id = request
-        .headers()
-        .get(&CORRELATION_HEADER)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| Uuid::parse_str(value.trim()).ok())
-        .unwrap_or_else(Uuid::new_v4);
-    request
-        .extensions_mut()
-        .insert(CorrelationId(correlation_id));
+    let correlation = Correlation::take(&mut request);
     // The route template, never the raw path: labels stay a fixed set.
     let route = request
         .extensions()
@@ -39,7 +28,7 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
         "request",
         %method,
         route = %route,
-        %correlation_id,
+        correlation_id = %correlation.id,
         status = tracing::field::Empty,
         latency_ms = tracing::field::Empty,
     );
@@ -63,9 +52,7 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
         "status" => status.as_u16().to_string(),
     )
     .record(elapsed.as_secs_f64());
-    if let Ok(value) = HeaderValue::from_str(&correlation_id.to_string()) {
-        response.headers_mut().insert(CORRELATION_HEADER, value);
-    }
+    correlation.answer(&mut response);
     response
 }
 

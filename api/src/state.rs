@@ -31,6 +31,9 @@ pub struct ApiConfig {
     /// After a shutdown signal, how long requests in flight may still
     /// take; connections still open then are dropped.
     pub shutdown_grace: Duration,
+    /// How long an `Idempotency-Key` stands for its order; after that it
+    /// is new again, and its row is deleted (see `idempotency.rs`).
+    pub idempotency_ttl: Duration,
 }
 
 pub const REQUEST_TIMEOUT_VAR: &str = "ORDERSTREAM_REQUEST_TIMEOUT";
@@ -46,6 +49,7 @@ impl Default for ApiConfig {
             header_read_timeout: Duration::from_secs(10),
             max_concurrent_requests: 256,
             shutdown_grace: Duration::from_secs(10),
+            idempotency_ttl: crate::idempotency::DEFAULT_TTL,
         }
     }
 }
@@ -62,6 +66,7 @@ impl fmt::Debug for ApiConfig {
             .field("header_read_timeout", &self.header_read_timeout)
             .field("max_concurrent_requests", &self.max_concurrent_requests)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("idempotency_ttl", &self.idempotency_ttl)
             .finish()
     }
 }
@@ -151,6 +156,7 @@ pub struct AppState {
 struct Inner {
     executor: CommandExecutor,
     admin_token: Option<AdminToken>,
+    idempotency_ttl: Duration,
     metrics: PrometheusHandle,
     limits: Limits,
 }
@@ -173,6 +179,7 @@ impl AppState {
                     .admin_token
                     .filter(|token| !token.is_empty())
                     .map(|token| AdminToken::new(&token)),
+                idempotency_ttl: config.idempotency_ttl,
                 metrics: crate::metrics::handle(),
                 limits: Limits {
                     request_timeout: config.request_timeout,
@@ -198,6 +205,10 @@ impl AppState {
 
     pub(crate) fn admin_token(&self) -> Option<&AdminToken> {
         self.inner.admin_token.as_ref()
+    }
+
+    pub(crate) fn idempotency_ttl(&self) -> Duration {
+        self.inner.idempotency_ttl
     }
 
     pub(crate) fn metrics(&self) -> &PrometheusHandle {

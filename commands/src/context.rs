@@ -1,15 +1,20 @@
 //! Who asked for a command, and how its events are identified.
 
 use aggregates::EncodedEvent;
-use event_store::{EventMetadata, NewEvent};
+use event_store::{CorrelationId, EventMetadata, NewEvent};
 use uuid::Uuid;
+
+/// Namespace of the causation ids derived from correlation ids that are
+/// not UUIDs.
+const REQUEST_NAMESPACE: Uuid = Uuid::from_u128(0x7265_7175_6573_742d_6361_7573_6174_696f);
 
 /// The metadata every event of a command carries, and how its event ids
 /// are chosen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandContext {
-    /// The request that started the flow; copied into every event.
-    pub correlation_id: Uuid,
+    /// The request that started the flow, as its caller named it; copied
+    /// into every event.
+    pub correlation_id: CorrelationId,
     /// The event (or request) that caused this command.
     pub causation_id: Uuid,
     /// Who asked: `api`, a subscription name, an operator.
@@ -23,11 +28,21 @@ pub struct CommandContext {
 
 impl CommandContext {
     /// A command from a request: random event ids; the request is both the
-    /// correlation and the cause.
-    pub fn from_request(correlation_id: Uuid, actor: impl Into<String>) -> Self {
+    /// correlation and the cause. A cause is a UUID (an event's or a
+    /// request's id): a correlation id that is one is used as it is, any
+    /// other gets a UUID v5 of its text, so every request of one caller's
+    /// flow names the same cause.
+    pub fn from_request(
+        correlation_id: impl Into<CorrelationId>,
+        actor: impl Into<String>,
+    ) -> Self {
+        let correlation_id = correlation_id.into();
+        let causation_id = correlation_id.as_uuid().unwrap_or_else(|| {
+            Uuid::new_v5(&REQUEST_NAMESPACE, correlation_id.as_str().as_bytes())
+        });
         CommandContext {
             correlation_id,
-            causation_id: correlation_id,
+            causation_id,
             actor: actor.into(),
             id_seed: None,
         }
@@ -38,11 +53,11 @@ impl CommandContext {
     pub fn caused_by_event(
         subscription: &str,
         source_event_id: Uuid,
-        correlation_id: Option<Uuid>,
+        correlation_id: Option<CorrelationId>,
     ) -> Self {
         let namespace = Uuid::new_v5(&Uuid::NAMESPACE_OID, subscription.as_bytes());
         CommandContext {
-            correlation_id: correlation_id.unwrap_or(source_event_id),
+            correlation_id: correlation_id.unwrap_or_else(|| source_event_id.into()),
             causation_id: source_event_id,
             actor: subscription.to_owned(),
             id_seed: Some(Uuid::new_v5(&namespace, source_event_id.as_bytes())),
@@ -66,7 +81,7 @@ impl CommandContext {
 
     pub(crate) fn metadata(&self) -> EventMetadata {
         EventMetadata {
-            correlation_id: Some(self.correlation_id),
+            correlation_id: Some(self.correlation_id.clone()),
             causation_id: Some(self.causation_id),
             actor: Some(self.actor.clone()),
         }

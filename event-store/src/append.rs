@@ -10,7 +10,7 @@ use sqlx::query::QueryAs;
 use sqlx::{PgPool, Postgres};
 use uuid::Uuid;
 
-use crate::{ExpectedVersion, LogCursor, NewEvent, StoreError};
+use crate::{CorrelationId, ExpectedVersion, LogCursor, NewEvent, StoreError};
 
 /// Events for one stream, with what the append expects of its version.
 #[derive(Debug, Clone, PartialEq)]
@@ -166,7 +166,7 @@ struct AppendArrays {
     schema_versions: Vec<i32>,
     data: Vec<serde_json::Value>,
     metadata: Vec<serde_json::Value>,
-    correlation_ids: Vec<Option<Uuid>>,
+    correlation_ids: Vec<Option<CorrelationId>>,
     causation_ids: Vec<Option<Uuid>>,
 }
 
@@ -208,7 +208,9 @@ impl From<&[StreamAppend]> for AppendArrays {
                 arrays
                     .metadata
                     .push(serde_json::to_value(&event.metadata).unwrap_or(serde_json::Value::Null));
-                arrays.correlation_ids.push(event.metadata.correlation_id);
+                arrays
+                    .correlation_ids
+                    .push(event.metadata.correlation_id.clone());
                 arrays.causation_ids.push(event.metadata.causation_id);
             }
         }
@@ -260,7 +262,7 @@ async fn create_stream(
                 head.recorded_at \
            FROM head, \
                 unnest($2::int[], $3::uuid[], $4::text[], $5::int[], $6::jsonb[], $7::jsonb[], \
-                       $8::uuid[], $9::uuid[]) \
+                       $8::text[], $9::uuid[]) \
                     AS n(stream_version, event_id, event_type, schema_version, data, metadata, \
                          correlation_id, causation_id) \
           ORDER BY n.stream_version \

@@ -30,6 +30,11 @@ pub enum StoreError {
     /// process must stop acting for the subscription at once.
     #[error("subscription {subscription} has a newer owner than epoch {epoch}")]
     Fenced { subscription: String, epoch: i64 },
+    /// A statement ran longer than the store's `statement_timeout` (a slow
+    /// query, or a wait for a lock held too long) and was cancelled;
+    /// nothing of it was written. Worth retrying later.
+    #[error("a database statement ran longer than the statement timeout: {0}")]
+    Timeout(#[source] sqlx::Error),
     /// The database cannot be reached (connection refused or lost, pool
     /// exhausted): worth retrying later.
     #[error("database unavailable: {0}")]
@@ -64,7 +69,9 @@ impl StoreError {
     pub fn class(&self) -> FailureClass {
         match self {
             StoreError::Unavailable(_) => FailureClass::Unavailable,
-            StoreError::WrongExpectedVersion { .. } => FailureClass::Contention,
+            StoreError::WrongExpectedVersion { .. } | StoreError::Timeout(_) => {
+                FailureClass::Contention
+            }
             StoreError::Database(sqlx::Error::Database(database))
                 if database
                     .code()
@@ -92,10 +99,19 @@ impl From<sqlx::Error> for StoreError {
             {
                 StoreError::Unavailable(error)
             }
+            sqlx::Error::Database(ref database)
+                if database.code().as_deref() == Some(STATEMENT_TIMEOUT) =>
+            {
+                StoreError::Timeout(error)
+            }
             other => StoreError::Database(other),
         }
     }
 }
+
+/// 57014 query_canceled: what `statement_timeout` raises (also a
+/// cancel request, which the store never sends).
+const STATEMENT_TIMEOUT: &str = "57014";
 
 /// 40001 serialization failure, 40P01 deadlock, 55P03 lock not available
 /// (`lock_timeout`), 57014 query cancelled (`statement_timeout`).

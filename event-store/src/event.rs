@@ -5,15 +5,16 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::LogCursor;
+use crate::{CorrelationId, LogCursor};
 
 /// Who and what caused an event. Correlation and causation ids are also
 /// stored in their own indexed columns.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EventMetadata {
-    /// The request that started the whole flow this event belongs to.
+    /// The request that started the whole flow this event belongs to, as
+    /// its caller named it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub correlation_id: Option<Uuid>,
+    pub correlation_id: Option<CorrelationId>,
     /// The event (or request) that directly caused this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub causation_id: Option<Uuid>,
@@ -80,7 +81,7 @@ pub struct RecordedEvent {
     /// The metadata as stored (an object with at least the fields of
     /// [`EventMetadata`] that were set).
     pub metadata: serde_json::Value,
-    pub correlation_id: Option<Uuid>,
+    pub correlation_id: Option<CorrelationId>,
     pub causation_id: Option<Uuid>,
     pub recorded_at: DateTime<Utc>,
 }

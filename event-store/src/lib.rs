@@ -17,6 +17,7 @@
 
 mod append;
 mod checkpoints;
+mod correlation;
 mod error;
 mod event;
 mod expected_version;
@@ -30,6 +31,7 @@ mod wakeups;
 
 pub use append::{AppendResult, AppendedEvent, StreamAppend};
 pub use checkpoints::{save as save_checkpoint, CheckpointLease};
+pub use correlation::{CorrelationId, InvalidCorrelationId};
 pub use error::{FailureClass, StoreError};
 pub use event::{EventMetadata, NewEvent, RecordedEvent};
 pub use expected_version::ExpectedVersion;

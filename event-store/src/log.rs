@@ -314,7 +314,7 @@ pub(crate) async fn read_flow(
 /// Every event that shares a correlation id, in log order.
 pub(crate) async fn read_correlation(
     pool: &PgPool,
-    correlation_id: uuid::Uuid,
+    correlation_id: &crate::CorrelationId,
     after: LogCursor,
     limit: i64,
 ) -> Result<Vec<RecordedEvent>, StoreError> {

@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
-use uuid::Uuid;
 
 use crate::wakeups::Wakeups;
 use crate::{
     append, checkpoints, log, log_epoch, snapshots, stream, subscribe, AppendResult, AsOf,
-    CheckpointLease, ExpectedVersion, FlowPage, LogCursor, LogEpochShift, LogFilter, NewEvent,
-    RecordedEvent, Snapshot, StoreError, StreamAppend, StreamRead, SubscribeOptions, Subscription,
+    CheckpointLease, CorrelationId, ExpectedVersion, FlowPage, LogCursor, LogEpochShift, LogFilter,
+    NewEvent, RecordedEvent, Snapshot, StoreError, StreamAppend, StreamRead, SubscribeOptions,
+    Subscription,
 };
 
 /// How to connect.
@@ -22,6 +22,11 @@ pub struct StoreOptions {
     /// client cannot hold back every reader of the log (see `log.rs`).
     pub idle_in_transaction_timeout: Duration,
     pub acquire_timeout: Duration,
+    /// A statement running longer than this is cancelled by the server
+    /// ([`StoreError::Timeout`]), so a stuck query or lock wait holds a
+    /// connection for a bounded time. Zero means no limit. Migrations run
+    /// without it (see [`EventStore::migrate`]).
+    pub statement_timeout: Duration,
 }
 
 impl Default for StoreOptions {
@@ -30,8 +35,31 @@ impl Default for StoreOptions {
             max_connections: 20,
             idle_in_transaction_timeout: Duration::from_secs(10),
             acquire_timeout: Duration::from_secs(10),
+            statement_timeout: Duration::from_secs(30),
         }
     }
+}
+
+/// The session settings of every connection the store opens, whatever the
+/// server's, database's or role's defaults: sent in the start-up packet,
+/// they override `ALTER DATABASE/ROLE ... SET` (only a `SET` in the
+/// session beats them). The append path needs READ COMMITTED: under
+/// REPEATABLE READ its version read after the stream lock would use a
+/// snapshot from before the lock, and concurrent appends would fail with
+/// unique violations instead of version conflicts.
+fn session_settings(options: &StoreOptions) -> [(&'static str, String); 3] {
+    [
+        (
+            "idle_in_transaction_session_timeout",
+            options.idle_in_transaction_timeout.as_millis().to_string(),
+        ),
+        (
+            "statement_timeout",
+            options.statement_timeout.as_millis().to_string(),
+        ),
+        // A space in a start-up option is escaped with a backslash.
+        ("default_transaction_isolation", r"read\ committed".into()),
+    ]
 }
 
 /// A cheap-to-clone handle on the event store.
@@ -55,10 +83,9 @@ impl EventStore {
     /// Connects to the database at `url` (which must be migrated: see
     /// [`EventStore::migrate`]).
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<EventStore, StoreError> {
-        let timeout_ms = options.idle_in_transaction_timeout.as_millis().to_string();
         let connect_options: PgConnectOptions = url
             .parse::<PgConnectOptions>()?
-            .options([("idle_in_transaction_session_timeout", timeout_ms.as_str())])
+            .options(session_settings(options))
             .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1));
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
@@ -81,9 +108,18 @@ impl EventStore {
         }
     }
 
-    /// Applies every pending migration.
+    /// Applies every pending migration, on a connection of its own without
+    /// the statement timeout: a migration may rewrite the whole log (the
+    /// timeout guards requests, not schema changes). The connection is
+    /// closed afterwards rather than returned to the pool with the limit
+    /// lifted.
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
-        crate::MIGRATOR.run(&self.inner.pool).await
+        let mut connection = self.inner.pool.acquire().await?;
+        connection.close_on_drop();
+        sqlx::query("SET statement_timeout = 0")
+            .execute(&mut *connection)
+            .await?;
+        crate::MIGRATOR.run(&mut *connection).await
     }
 
     /// Makes every event appended from now on sort after every stored one
@@ -184,7 +220,7 @@ impl EventStore {
     /// log order.
     pub async fn read_correlation(
         &self,
-        correlation_id: Uuid,
+        correlation_id: &CorrelationId,
         after: LogCursor,
         limit: i64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {

@@ -77,6 +77,8 @@ pub struct Options {
     /// Start the subscription runtime with this fulfilment mode.
     pub runtime: Option<Fulfilment>,
     pub admin_token: Option<String>,
+    /// The API's `Idempotency-Key` TTL, when not the default.
+    pub idempotency_ttl: Option<Duration>,
 }
 
 impl Options {
@@ -84,6 +86,7 @@ impl Options {
         Options {
             runtime: Some(Fulfilment::Auto),
             admin_token: Some(ADMIN_TOKEN.into()),
+            idempotency_ttl: None,
         }
     }
 
@@ -91,6 +94,7 @@ impl Options {
         Options {
             runtime: Some(Fulfilment::Manual),
             admin_token: Some(ADMIN_TOKEN.into()),
+            idempotency_ttl: None,
         }
     }
 
@@ -98,6 +102,7 @@ impl Options {
         Options {
             runtime: None,
             admin_token: Some(ADMIN_TOKEN.into()),
+            idempotency_ttl: None,
         }
     }
 }
@@ -145,6 +150,9 @@ impl TestServer {
             executor,
             ApiConfig {
                 admin_token: options.admin_token,
+                idempotency_ttl: options
+                    .idempotency_ttl
+                    .unwrap_or(ApiConfig::default().idempotency_ttl),
                 ..ApiConfig::default()
             },
         );

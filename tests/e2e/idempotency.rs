@@ -1,9 +1,11 @@
 //! `Idempotency-Key` on POST /orders: one order per key, whatever the
-//! repeats and the concurrency.
+//! repeats and the concurrency, until the key expires.
+
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::helpers::{order_body, Answer, Options, TestServer};
+use crate::helpers::{order_body, wait_until, Answer, Options, TestServer};
 
 async fn place_with_key(server: &TestServer, key: &str, body: &Value) -> Answer {
     server
@@ -90,5 +92,90 @@ async fn twenty_concurrent_requests_with_one_key_place_exactly_one_order() {
         1
     );
     assert_eq!(server.count_events_of_type("OrderPlaced").await, 1);
+    server.stop().await;
+}
+
+async fn stored_keys(server: &TestServer) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM idempotency_keys")
+        .fetch_one(server.store.pool())
+        .await
+        .expect("count keys")
+}
+
+#[tokio::test]
+async fn an_expired_key_is_new_again_even_before_its_row_is_deleted() {
+    // A TTL long enough that the cleanup does not run during the test.
+    let server = TestServer::start(Options {
+        idempotency_ttl: Some(Duration::from_secs(3600)),
+        ..Options::api_only()
+    })
+    .await;
+    let first_body = order_body(&[("SKU-1", 1)], "card_ok");
+    let second_body = order_body(&[("SKU-1", 2)], "card_ok");
+    let first = place_with_key(&server, "old-key", &first_body)
+        .await
+        .expect(201);
+    place_with_key(&server, "old-key", &second_body)
+        .await
+        .expect_problem(409);
+    // The key was stored two hours ago.
+    sqlx::query(
+        "UPDATE idempotency_keys SET created_at = now() - interval '2 hours' WHERE key = 'old-key'",
+    )
+    .execute(server.store.pool())
+    .await
+    .expect("age the key");
+
+    let again = place_with_key(&server, "old-key", &second_body)
+        .await
+        .expect(201);
+    assert_ne!(again.body["order_id"], first.body["order_id"]);
+    assert_eq!(again.body["total"], "19.98");
+    // The key now stands for the new order: repeats get it, the old body
+    // is another body.
+    let repeat = place_with_key(&server, "old-key", &second_body).await;
+    assert!(
+        matches!(repeat.status.as_u16(), 200 | 201),
+        "{}",
+        repeat.text
+    );
+    assert_eq!(repeat.body["order_id"], again.body["order_id"]);
+    place_with_key(&server, "old-key", &first_body)
+        .await
+        .expect_problem(409);
+    assert_eq!(server.count_events_of_type("OrderPlaced").await, 2);
+    // The first order is untouched.
+    let first_id = first.body["order_id"].as_str().expect("order_id");
+    assert_eq!(server.order(first_id).await["total"], "9.99");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn expired_keys_are_deleted_by_the_serving_process_and_their_key_is_new_again() {
+    let server = TestServer::start(Options {
+        idempotency_ttl: Some(Duration::from_secs(1)),
+        ..Options::api_only()
+    })
+    .await;
+    let body = order_body(&[("SKU-1", 1)], "card_ok");
+    let first = place_with_key(&server, "short-lived", &body)
+        .await
+        .expect(201);
+    place_with_key(&server, "other-key", &body)
+        .await
+        .expect(201);
+    assert_eq!(stored_keys(&server).await, 2);
+    wait_until("the cleanup deleted the expired keys", || async {
+        stored_keys(&server).await == 0
+    })
+    .await;
+    // The orders stay; only the keys go.
+    let first_id = first.body["order_id"].as_str().expect("order_id");
+    assert_eq!(server.order(first_id).await["order_id"], first_id);
+    let again = place_with_key(&server, "short-lived", &body)
+        .await
+        .expect(201);
+    assert_ne!(again.body["order_id"], first.body["order_id"]);
+    assert_eq!(server.count_events_of_type("OrderPlaced").await, 3);
     server.stop().await;
 }

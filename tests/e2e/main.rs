@@ -4,6 +4,7 @@
 
 mod audit;
 mod choreography;
+mod correlation;
 mod crash_recovery;
 mod deployment;
 mod errors;

@@ -117,7 +117,7 @@ async fn every_response_carries_a_correlation_id() {
             server
                 .client
                 .get(server.url("/health"))
-                .header("x-correlation-id", "not-a-uuid"),
+                .header("x-correlation-id", "not an id"),
         )
         .await;
     let replaced = invalid
@@ -126,5 +126,12 @@ async fn every_response_carries_a_correlation_id() {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     assert!(uuid::Uuid::parse_str(replaced).is_ok());
+    assert_eq!(
+        invalid
+            .headers
+            .get("x-correlation-id-replaced")
+            .and_then(|v| v.to_str().ok()),
+        Some("not-visible-ascii")
+    );
     server.stop().await;
 }

@@ -5,7 +5,7 @@ use aggregates::order::{Order, OrderLine, PlacedOrder};
 use aggregates::stream_id;
 use aggregates::values::Shortage;
 use chrono::{DateTime, Utc};
-use event_store::{AsOf, StreamRead};
+use event_store::{AsOf, CorrelationId, StreamRead};
 use projections::read_models::current::{read_model_or_aggregate, Current};
 use projections::read_models::orders::{find_order, OrderSummary};
 use projections::read_models::payments::{find_payment, PaymentSummary};
@@ -90,7 +90,7 @@ pub(super) async fn body_from_aggregate(
 pub(super) fn order_body(
     placed: &PlacedOrder,
     version: i64,
-    correlation_id: Option<Uuid>,
+    correlation_id: Option<CorrelationId>,
     placed_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 ) -> OrderBody {

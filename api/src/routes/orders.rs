@@ -65,20 +65,23 @@ pub async fn place_order(
             Some(key.to_owned())
         }
     };
-    let order_id = key
-        .as_deref()
-        .map_or_else(Uuid::new_v4, idempotency::order_id_for);
-    let place = PlaceOrder::try_from(RequestFor(order_id, &request))?;
+    // Checked before the key is claimed: an invalid request does not use
+    // up its key. A key then names the order id.
+    let mut place = PlaceOrder::try_from(RequestFor(Uuid::new_v4(), &request))?;
     let claim = match &key {
         Some(key) => {
             let hash = idempotency::request_hash(&request)?;
-            Some(idempotency::claim(state.store().pool(), key, &hash, order_id).await?)
+            let ttl = state.idempotency_ttl();
+            let claimed = idempotency::claim(state.store().pool(), key, &hash, ttl).await?;
+            place.order_id = claimed.order_id;
+            Some(claimed.claim)
         }
         None => None,
     };
+    let order_id = place.order_id;
     let stream = stream_id::<Order>(order_id);
     let command_context = context(correlation);
-    // The id is new (random, or the key's and then claimed above), so the
+    // The id is new (random, or the key's, claimed above), so the
     // order is placed without reading its stream first.
     let placed = measured(
         "place_order",
@@ -92,7 +95,7 @@ pub async fn place_order(
     let (status, body) = match placed {
         Ok(executed) => (
             StatusCode::CREATED,
-            placed_body(&executed, command_context.correlation_id),
+            placed_body(&executed, &command_context.correlation_id),
         ),
         // A repeat of an idempotent request: the order exists already.
         Err(ExecuteError::Domain(OrderError::AlreadyPlaced)) if claim.is_some() => {
@@ -115,13 +118,16 @@ pub async fn place_order(
 /// The body of an order just placed, from the command's own outcome: no
 /// read model can have it yet, and reading it back would cost more than
 /// placing it.
-fn placed_body(executed: &Executed<Order>, correlation_id: Uuid) -> Option<OrderBody> {
+fn placed_body(
+    executed: &Executed<Order>,
+    correlation_id: &event_store::CorrelationId,
+) -> Option<OrderBody> {
     let placed = executed.state.placed.as_ref()?;
     let recorded_at = executed.appended.last()?.recorded_at;
     Some(order_body(
         placed,
         executed.version,
-        Some(correlation_id),
+        Some(correlation_id.clone()),
         recorded_at,
         recorded_at,
     ))

@@ -101,7 +101,7 @@ async fn open_append_on(
     sqlx::query(
         "SELECT * FROM append_events(ARRAY[$1], ARRAY['any'], ARRAY[0::bigint], \
          ARRAY[1], ARRAY[1], ARRAY[$2::uuid], ARRAY[$3], ARRAY[$4::int], \
-         ARRAY[$5::jsonb], ARRAY['{}'::jsonb], ARRAY[NULL::uuid], ARRAY[NULL::uuid], false)",
+         ARRAY[$5::jsonb], ARRAY['{}'::jsonb], ARRAY[NULL::text], ARRAY[NULL::uuid], false)",
     )
     .bind(stream)
     .bind(Uuid::new_v4())

@@ -184,7 +184,7 @@ async fn append_in_open_transaction(
     sqlx::query(
         "SELECT * FROM append_events(ARRAY[$1], ARRAY['any'], ARRAY[-1::bigint], ARRAY[1], ARRAY[1], \
          ARRAY[$2::uuid], ARRAY['Something'], ARRAY[1], ARRAY[$3::jsonb], ARRAY['{}'::jsonb], \
-         ARRAY[NULL::uuid], ARRAY[NULL::uuid], false)",
+         ARRAY[NULL::text], ARRAY[NULL::uuid], false)",
     )
     .bind(stream_id)
     .bind(event_id)

@@ -4,10 +4,9 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use event_store::{EventMetadata, EventStore, NewEvent, StoreOptions, MIGRATOR};
+use event_store::{CorrelationId, EventMetadata, EventStore, NewEvent, StoreOptions, MIGRATOR};
 use pg_embedded::TestDatabase;
 use serde_json::json;
-use uuid::Uuid;
 
 /// A store on a fresh database. Keep the `TestDatabase` alive with it.
 pub async fn new_store() -> (TestDatabase, EventStore) {
@@ -29,9 +28,9 @@ pub fn event(label: &str) -> NewEvent {
     NewEvent::new("Something", json!({ "label": label }))
 }
 
-pub fn correlated_event(label: &str, correlation_id: Uuid) -> NewEvent {
+pub fn correlated_event(label: &str, correlation_id: impl Into<CorrelationId>) -> NewEvent {
     event(label).with_metadata(EventMetadata {
-        correlation_id: Some(correlation_id),
+        correlation_id: Some(correlation_id.into()),
         causation_id: None,
         actor: Some("test".into()),
     })

@@ -265,7 +265,7 @@ async fn append_on(connection: &mut PgConnection, stream_id: &str, label: &str) 
     sqlx::query_scalar(
         "SELECT transaction_id FROM append_events(ARRAY[$1], ARRAY['any'], ARRAY[-1::bigint], \
          ARRAY[1], ARRAY[1], ARRAY[$2::uuid], ARRAY['Something'], ARRAY[1], ARRAY[$3::jsonb], \
-         ARRAY['{}'::jsonb], ARRAY[NULL::uuid], ARRAY[NULL::uuid], false)",
+         ARRAY['{}'::jsonb], ARRAY[NULL::text], ARRAY[NULL::uuid], false)",
     )
     .bind(stream_id)
     .bind(Uuid::new_v4())

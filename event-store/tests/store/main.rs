@@ -3,10 +3,12 @@
 
 mod append;
 mod concurrency;
+mod correlation;
 mod helpers;
 mod leases;
 mod log_epoch;
 mod properties;
 mod reads;
 mod restore;
+mod session;
 mod subscription;

@@ -215,14 +215,14 @@ async fn every_event_of_a_correlation_is_one_query_away() {
         .expect("append");
     all_visible(&store).await;
     let events = store
-        .read_correlation(flow, LogCursor::START, 100)
+        .read_correlation(&flow.into(), LogCursor::START, 100)
         .await
         .expect("read");
     assert_eq!(
         events.iter().map(label).collect::<Vec<_>>(),
         ["placed", "reserved"]
     );
-    assert_eq!(events[0].correlation_id, Some(flow));
+    assert_eq!(events[0].correlation_id, Some(flow.into()));
     assert_eq!(events[0].metadata["correlation_id"], json!(flow));
 }
 

@@ -27,7 +27,7 @@ use crate::HandlerError;
 /// The context of a command a reactor issues for `event`: correlation
 /// carried over, the event as cause, ids derived from both.
 pub(crate) fn context_for(reactor: &str, event: &RecordedEvent) -> CommandContext {
-    CommandContext::caused_by_event(reactor, event.event_id, event.correlation_id)
+    CommandContext::caused_by_event(reactor, event.event_id, event.correlation_id.clone())
 }
 
 /// A failed command as a handler failure of the same class: an outage or

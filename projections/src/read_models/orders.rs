@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use event_store::RecordedEvent;
+use event_store::{CorrelationId, RecordedEvent};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
@@ -24,7 +24,7 @@ pub struct OrderSummary {
     /// `[{"sku", "quantity", "unit_price"}]`
     pub lines: serde_json::Value,
     pub payment_method: String,
-    pub correlation_id: Option<Uuid>,
+    pub correlation_id: Option<CorrelationId>,
     pub version: i64,
     pub placed_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -92,7 +92,7 @@ impl Projection for OrderSummaries {
             .bind(total)
             .bind(serde_json::to_value(lines).map_err(HandlerError::new)?)
             .bind(payment_method.as_str())
-            .bind(event.correlation_id)
+            .bind(&event.correlation_id)
             .bind(event.stream_version)
             .bind(event.recorded_at)
             .execute(&mut *connection)

@@ -61,10 +61,10 @@ async fn a_paid_order_goes_through_every_step_and_every_read_model() {
         .read_stream(&stream_id::<Order>(order_id), StreamRead::default())
         .await
         .expect("read");
-    let correlation = placed[0].correlation_id.expect("correlation id");
+    let correlation = placed[0].correlation_id.clone().expect("correlation id");
     let flow = app
         .store
-        .read_correlation(correlation, LogCursor::START, 100)
+        .read_correlation(&correlation, LogCursor::START, 100)
         .await
         .expect("timeline");
     let types: Vec<&str> = flow.iter().map(|e| e.event_type.as_str()).collect();
@@ -89,7 +89,7 @@ async fn a_paid_order_goes_through_every_step_and_every_read_model() {
     assert!(
         flow.iter().skip(1).all(|e| e
             .causation_id
-            .is_some_and(|cause| ids.contains(&cause) || cause == correlation)),
+            .is_some_and(|cause| ids.contains(&cause) || Some(cause) == correlation.as_uuid())),
         "every event is caused by an event of the flow"
     );
     runtime.shutdown().await;
