@@ -11,7 +11,6 @@ mod serve;
 mod telemetry;
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -28,10 +27,6 @@ struct Cli {
     global: config::GlobalArgs,
     #[command(subcommand)]
     command: Command,
-    /// Longest a database statement may run before the server cancels it
-    /// (e.g. 30s, 2m; 0 for no limit). Migrations run without it.
-    #[arg(long, global = true, env = "ORDERSTREAM_STATEMENT_TIMEOUT", default_value = "30s", value_parser = duration::parse)]
-    statement_timeout: Duration,
 }
 
 #[derive(Subcommand)]

@@ -40,6 +40,36 @@ pub const MAX_PRICE_INTEGER_DIGITS: u32 = 12;
 /// The largest unit price: `999999999999.9999`.
 pub const MAX_UNIT_PRICE: Decimal = Decimal::from_parts(0x6FC0_FFFF, 0x0023_86F2, 0, false, 4);
 
+/// Most characters of a customer id.
+pub const MAX_CUSTOMER_ID_CHARS: usize = 128;
+
+/// Most characters of a free-text reason (a cancellation, an adjustment).
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// What is wrong with a piece of text a client sent, if anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TextProblem {
+    #[error("is longer than {max} characters")]
+    TooLong { max: usize },
+    /// Control characters (Unicode `Cc`, NUL among them: PostgreSQL cannot
+    /// store it in JSON) have no place in a name or a one-line reason.
+    #[error("contains a control character")]
+    ControlCharacter,
+    #[error("is empty or only spaces")]
+    Blank,
+}
+
+/// At most `max_chars` characters, none of them a control character.
+pub fn check_text(text: &str, max_chars: usize) -> Result<(), TextProblem> {
+    if text.chars().count() > max_chars {
+        return Err(TextProblem::TooLong { max: max_chars });
+    }
+    if text.chars().any(char::is_control) {
+        return Err(TextProblem::ControlCharacter);
+    }
+    Ok(())
+}
+
 /// Most units one receipt or one adjustment (either way) may move.
 pub const MAX_STOCK_MOVEMENT: u64 = 1_000_000_000_000;
 

@@ -11,33 +11,86 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-pub use convert::RequestFor;
+pub use convert::{reason, RequestFor};
+
+/// Integers in request bodies as JSON Schema counts them: `241.0` is the
+/// integer 241, as the document's `"type": "integer"` promises a client.
+/// A number with a fraction, or written with a point beyond 2^53 (where a
+/// JSON parser may already have changed it), is refused.
+mod whole_number {
+    use serde::de::{self, Deserializer, Visitor};
+
+    /// The largest integer every `f64` below it represents exactly.
+    const EXACT_LIMIT: f64 = 9_007_199_254_740_992.0;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+        deserializer.deserialize_any(WholeNumber)
+    }
+
+    struct WholeNumber;
+
+    impl Visitor<'_> for WholeNumber {
+        type Value = i64;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an integer")
+        }
+
+        fn visit_i64<E: de::Error>(self, value: i64) -> Result<i64, E> {
+            Ok(value)
+        }
+
+        fn visit_u64<E: de::Error>(self, value: u64) -> Result<i64, E> {
+            i64::try_from(value)
+                .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(value), &"a 64-bit integer"))
+        }
+
+        fn visit_f64<E: de::Error>(self, value: f64) -> Result<i64, E> {
+            if value.fract() == 0.0 && value.abs() <= EXACT_LIMIT {
+                // Exact: a whole number within 2^53.
+                Ok(value as i64)
+            } else {
+                Err(E::invalid_value(de::Unexpected::Float(value), &"an integer"))
+            }
+        }
+    }
+}
 
 // ---------------------------------------------------------------- inventory
 
 /// `POST /inventory/{sku}/receipts`
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ReceiptRequest {
-    /// Units received; must be positive.
-    #[schema(example = 10)]
+    /// Units received: 1 to 10^12 (`MAX_STOCK_MOVEMENT`). A receipt that
+    /// would take the warehouse over 10^13 or the SKU over 10^14 units is 422.
+    #[schema(example = 10, minimum = 1, maximum = 1000000000000_i64)]
+    #[serde(deserialize_with = "whole_number::deserialize")]
     pub quantity: i64,
     /// Defaults to `main`.
     #[serde(default)]
-    #[schema(example = "main")]
+    #[schema(example = "main", pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub warehouse: Option<String>,
 }
 
 /// `POST /inventory/{sku}/adjustments`
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AdjustmentRequest {
-    /// Change of on-hand stock, positive or negative, never zero.
-    #[schema(example = -2)]
+    /// Change of on-hand stock, -10^12 to 10^12, never zero (422), and never
+    /// below what is reserved (422).
+    #[schema(example = -2, minimum = -1000000000000_i64, maximum = 1000000000000_i64)]
+    #[serde(deserialize_with = "whole_number::deserialize")]
     pub quantity: i64,
+    /// At most 500 characters, none of them a control character.
     #[serde(default)]
-    #[schema(example = "damaged")]
+    #[schema(
+        example = "damaged",
+        max_length = 500,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub reason: Option<String>,
     /// Defaults to `main`.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub warehouse: Option<String>,
 }
 
@@ -104,32 +157,70 @@ pub struct StreamPageQuery {
 
 // ------------------------------------------------------------------- orders
 
+/// `currency`: one of the codes the domain knows (`Currency::ALL`).
+fn currency_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(
+            aggregates::values::Currency::ALL
+                .iter()
+                .map(|c| c.to_string()),
+        ))
+        .build()
+}
+
+/// `payment_method`: absent, null (the default, `card_ok`) or one of
+/// `PaymentMethod::ALL`.
+fn payment_method_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            utoipa::openapi::schema::Type::String,
+            utoipa::openapi::schema::Type::Null,
+        ]))
+        .enum_values(Some(
+            aggregates::values::PaymentMethod::ALL
+                .iter()
+                .map(|method| serde_json::Value::from(method.to_string()))
+                .chain([serde_json::Value::Null]),
+        ))
+        .build()
+}
+
 /// One line of `POST /orders`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct OrderLineRequest {
-    #[schema(example = "SKU-1")]
+    #[schema(example = "SKU-1", pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub sku: String,
-    /// Positive.
-    #[schema(example = 2)]
+    /// 1 to 1,000,000 units.
+    #[schema(example = 2, minimum = 1, maximum = 1000000)]
+    #[serde(deserialize_with = "whole_number::deserialize")]
     pub quantity: i64,
-    /// A decimal string, e.g. `"9.99"`.
-    #[schema(example = "9.99")]
+    /// A decimal string of at most 12 digits before the point and 4 after,
+    /// e.g. `"9.99"`; never rounded: more decimals are a 422.
+    #[schema(example = "9.99", pattern = "^(0|[1-9][0-9]{0,11})(\\.[0-9]{1,4})?$")]
     pub unit_price: String,
 }
 
 /// `POST /orders`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PlaceOrderRequest {
-    #[schema(example = "c-42")]
+    /// 1 to 128 characters, no control characters, not only spaces.
+    #[schema(
+        example = "c-42",
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\u0000-\\u0020\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub customer_id: String,
-    /// ISO 4217 code.
-    #[schema(example = "USD")]
+    /// An ISO 4217 code the service knows.
+    #[schema(example = "USD", schema_with = currency_schema)]
     pub currency: String,
     /// 1 to 100 lines.
+    #[schema(min_items = 1, max_items = 100)]
     pub lines: Vec<OrderLineRequest>,
     /// `card_ok` (default), `card_declined` or `card_flaky`.
     #[serde(default)]
-    #[schema(example = "card_ok")]
+    #[schema(example = "card_ok", schema_with = payment_method_schema)]
     pub payment_method: Option<String>,
 }
 
@@ -197,8 +288,13 @@ pub struct OrderBody {
 /// `POST /orders/{id}/cancel`; the body is optional.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 pub struct CancelRequest {
+    /// At most 500 characters, none of them a control character.
     #[serde(default)]
-    #[schema(example = "customer changed their mind")]
+    #[schema(
+        example = "customer changed their mind",
+        max_length = 500,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub reason: Option<String>,
 }
 
@@ -336,6 +432,8 @@ pub struct ParkedEventBody {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct ResetRequest {
     /// Re-deliver every event after this global position (0: all).
+    #[schema(minimum = 0)]
+    #[serde(deserialize_with = "whole_number::deserialize")]
     pub position: i64,
 }
 
@@ -344,4 +442,21 @@ pub struct ResetRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct HealthBody {
     pub status: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_whole_number_written_with_a_point_is_an_integer_and_a_fraction_is_refused() {
+        let body = |json: &str| serde_json::from_str::<ReceiptRequest>(json).map(|r| r.quantity);
+        assert_eq!(body(r#"{"quantity": 241.0}"#).ok(), Some(241));
+        assert_eq!(body(r#"{"quantity": -0.0}"#).ok(), Some(0));
+        assert_eq!(body(r#"{"quantity": 241}"#).ok(), Some(241));
+        assert!(body(r#"{"quantity": 1.5}"#).is_err());
+        assert!(body(r#"{"quantity": 1e300}"#).is_err());
+        assert!(body(r#"{"quantity": 18446744073709551615}"#).is_err());
+        assert!(body(r#"{"quantity": "3"}"#).is_err());
+    }
 }

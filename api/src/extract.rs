@@ -32,16 +32,12 @@ async fn body_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes
         })
 }
 
-/// Parses JSON, naming the offending field on a type error. Strings with
-/// NUL characters are refused (422): PostgreSQL cannot store them in JSON.
+/// Parses JSON, naming the offending field on a type error. Text fields
+/// are checked where they are turned into commands (`dto::convert`, the
+/// domain): no control characters, NUL among them, ever reaches the store.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|error| ApiError::BadRequest(format!("the body is not valid JSON: {error}")))?;
-    if contains_nul(&value) {
-        return Err(ApiError::Unprocessable(
-            "text must not contain NUL characters (\\u0000)".into(),
-        ));
-    }
     serde_path_to_error::deserialize(value).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
@@ -54,17 +50,6 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         };
         ApiError::BadRequest(what)
     })
-}
-
-fn contains_nul(value: &serde_json::Value) -> bool {
-    match value {
-        serde_json::Value::String(text) => text.contains('\0'),
-        serde_json::Value::Array(items) => items.iter().any(contains_nul),
-        serde_json::Value::Object(fields) => fields
-            .iter()
-            .any(|(name, value)| name.contains('\0') || contains_nul(value)),
-        _ => false,
-    }
 }
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {

@@ -12,8 +12,8 @@ pub enum OrderError {
     NotPlaced,
     #[error("order already placed")]
     AlreadyPlaced,
-    #[error("customer id must not be blank")]
-    BlankCustomerId,
+    #[error("customer_id {0}")]
+    InvalidCustomerId(crate::limits::TextProblem),
     #[error("an order needs at least one line")]
     NoLines,
     #[error("an order has at most {max} lines, got {count}")]
@@ -83,7 +83,7 @@ impl OrderError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::NotPlaced => ErrorKind::NotFound,
-            Self::BlankCustomerId
+            Self::InvalidCustomerId(_)
             | Self::NoLines
             | Self::TooManyLines { .. }
             | Self::ZeroQuantity { .. }

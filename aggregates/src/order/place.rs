@@ -4,11 +4,15 @@
 use rust_decimal::Decimal;
 
 use super::{OrderError, OrderEvent, OrderLine, PlaceOrder};
-use crate::limits::{MAX_LINES, MAX_LINE_QUANTITY, MAX_PRICE_SCALE, MAX_UNIT_PRICE};
+use crate::limits::{
+    check_text, TextProblem, MAX_CUSTOMER_ID_CHARS, MAX_LINES, MAX_LINE_QUANTITY, MAX_PRICE_SCALE,
+    MAX_UNIT_PRICE,
+};
 
 pub(super) fn place_order(place: &PlaceOrder) -> Result<Vec<OrderEvent>, OrderError> {
-    if place.customer_id.trim().is_empty() {
-        return Err(OrderError::BlankCustomerId);
+    check_text(&place.customer_id, MAX_CUSTOMER_ID_CHARS).map_err(OrderError::InvalidCustomerId)?;
+    if place.customer_id.chars().all(|c| c == ' ') {
+        return Err(OrderError::InvalidCustomerId(TextProblem::Blank));
     }
     if place.lines.is_empty() {
         return Err(OrderError::NoLines);

@@ -1,8 +1,10 @@
 //! Order scenarios: every transition, every named error, every idempotent no-op.
 
+use aggregates::limits::TextProblem;
 use aggregates::order::{Order, OrderCommand, OrderError, OrderEvent, OrderStatus};
 use aggregates::testing::given;
 use aggregates::values::{Currency, InvalidIdentifier, Shortage, UnknownCurrency};
+use aggregates::Aggregate;
 use aggregates::ErrorKind;
 
 use crate::helpers::*;
@@ -145,7 +147,7 @@ fn a_blank_customer_id_is_invalid() {
     command.customer_id = "  ".into();
     given::<Order>([])
         .when(OrderCommand::Place(command))
-        .then_err(OrderError::BlankCustomerId);
+        .then_err(OrderError::InvalidCustomerId(TextProblem::Blank));
 }
 
 #[test]
@@ -428,4 +430,24 @@ fn status_names_match_the_api() {
         serde_json::to_value(PaymentFailed).unwrap(),
         serde_json::json!("payment_failed")
     );
+}
+
+#[test]
+fn a_customer_id_with_a_control_character_or_over_128_characters_is_invalid() {
+    for (customer_id, problem) in [
+        ("c\u{0}42".to_owned(), TextProblem::ControlCharacter),
+        ("c-42\n".to_owned(), TextProblem::ControlCharacter),
+        ("é".repeat(129), TextProblem::TooLong { max: 128 }),
+    ] {
+        let mut command = place(vec![line("SKU-1", 1, "1")]);
+        command.customer_id = customer_id;
+        given::<Order>([])
+            .when(OrderCommand::Place(command))
+            .then_err(OrderError::InvalidCustomerId(problem));
+    }
+    let mut longest = place(vec![line("SKU-1", 1, "1")]);
+    longest.customer_id = "é".repeat(128);
+    assert!(Order::default()
+        .decide(&OrderCommand::Place(longest))
+        .is_ok());
 }

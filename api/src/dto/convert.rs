@@ -6,6 +6,7 @@
 //! aggregate's, checked once, in `decide`; its refusal maps to 422 through
 //! `ApiError::from_domain`.
 
+use aggregates::limits::{check_text, MAX_REASON_CHARS};
 use std::str::FromStr;
 
 use aggregates::inventory::InventoryCommand;
@@ -151,8 +152,19 @@ impl TryFrom<RequestFor<'_, &Sku, AdjustmentRequest>> for InventoryCommand {
             sku: sku.clone(),
             warehouse: warehouse(request.warehouse.as_deref())?,
             delta: request.quantity,
-            reason: request.reason.clone().unwrap_or_default(),
+            reason: reason(request.reason.as_deref())?.unwrap_or_default(),
         })
+    }
+}
+
+/// A free-text `reason` (an adjustment's, a cancellation's): at most
+/// [`MAX_REASON_CHARS`] characters, no control characters.
+pub fn reason(text: Option<&str>) -> Result<Option<String>, ApiError> {
+    match text {
+        None => Ok(None),
+        Some(text) => check_text(text, MAX_REASON_CHARS)
+            .map(|()| Some(text.to_owned()))
+            .map_err(|problem| ApiError::Unprocessable(format!("reason {problem}"))),
     }
 }
 

@@ -6,11 +6,12 @@ use axum::http::Uri;
 use event_store::{AsOf, Direction, LogCursor, StreamRead};
 
 use super::paging::{
-    self, decode_log_cursor, encode_log_cursor, limit, more_follow, next_link, Paged,
+    self, decode_log_cursor, digits, encode_log_cursor, limit, more_follow, next_link, Paged,
 };
 use crate::dto::{EventBody, LogBody, LogQuery, StreamBody, StreamQuery};
 use crate::error::{ApiError, Problem};
 use crate::extract::{PathParams, QueryParams};
+use crate::openapi::responses::{BadRequest, Unavailable};
 use crate::AppState;
 
 const DEFAULT_STREAM_LIMIT: i64 = 100;
@@ -27,8 +28,9 @@ const DEFAULT_STREAM_LIMIT: i64 = 100;
     ),
     responses(
         (status = 200, body = StreamBody, headers(("Link" = String, description = "rel=\"next\": the next page, when more events follow"))),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
         (status = 404, description = "No such stream (at that instant)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = Unavailable),
     )
 )]
 #[tracing::instrument(skip_all, fields(stream_id = %stream_id))]
@@ -109,12 +111,8 @@ impl LogAfter {
         let Some(after) = after else {
             return Ok(LogAfter::Position(0));
         };
-        if let Ok(position) = after.parse::<i64>() {
-            return if position < 0 {
-                Err(ApiError::BadRequest("after must not be negative".into()))
-            } else {
-                Ok(LogAfter::Position(position))
-            };
+        if let Some(position) = digits(after) {
+            return Ok(LogAfter::Position(position));
         }
         decode_log_cursor(Some(after))
             .map(LogAfter::Cursor)
@@ -147,7 +145,8 @@ impl LogAfter {
     ),
     responses(
         (status = 200, body = LogBody, headers(("Link" = String, description = "rel=\"next\": the next page, when more events are visible now"))),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 503, response = Unavailable),
     )
 )]
 #[tracing::instrument(skip_all)]

@@ -12,7 +12,11 @@ use event_store::AsOf;
 use projections::read_models::current::{read_model_or_aggregate, Current};
 use projections::read_models::stock::{self, HistoryKey, HistoryRange, StockView};
 
-use super::paging::{decode, encode, limit, more_follow, next_link, Paged, DEFAULT_LIMIT};
+use super::paging::{decode, digits, encode, limit, more_follow, next_link, Paged, DEFAULT_LIMIT};
+
+/// Digits of the instant in a history cursor (`HISTORY_AFTER_PATTERN`):
+/// microseconds up to the year 2286.
+const MAX_MICROS_DIGITS: usize = 16;
 use super::{context, execute, last_event, to_i64};
 use crate::dto::{
     AdjustmentRequest, AtQuery, HistoryQuery, ReceiptRequest, RequestFor, StockBody,
@@ -20,6 +24,7 @@ use crate::dto::{
 };
 use crate::error::{ApiError, Problem};
 use crate::extract::{CorrelationId, JsonBody, PathParams, QueryParams};
+use crate::openapi::responses::{BadRequest, PayloadTooLarge, Unavailable, Unprocessable};
 use crate::AppState;
 
 fn parse_sku(sku: &str) -> Result<Sku, ApiError> {
@@ -104,9 +109,10 @@ async fn run(
     request_body = ReceiptRequest,
     responses(
         (status = 201, description = "The stock after the receipt", body = StockBody),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
     )
 )]
 #[tracing::instrument(skip_all, fields(sku = %sku))]
@@ -128,9 +134,10 @@ pub async fn receive(
     request_body = AdjustmentRequest,
     responses(
         (status = 201, description = "The stock after the adjustment", body = StockBody),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
         (status = 422, description = "Zero, or it would make stock negative", body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = Unavailable),
     )
 )]
 #[tracing::instrument(skip_all, fields(sku = %sku))]
@@ -154,8 +161,9 @@ pub async fn adjust(
     ),
     responses(
         (status = 200, body = StockBody),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
         (status = 404, description = "The SKU never had an event", body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = Unavailable),
     )
 )]
 #[tracing::instrument(skip_all, fields(sku = %sku))]
@@ -227,8 +235,15 @@ fn decode_history_key(after: Option<&str>) -> Result<Option<HistoryKey>, ApiErro
     let Some(token) = after else {
         return Ok(None);
     };
-    decode::<3>(token)
-        .and_then(|[micros, transaction_id, position]| {
+    // The instant may be before 1970 (negative); the log cursor never is.
+    let signed = token.strip_prefix('-');
+    let (micros, rest) = signed.unwrap_or(token).split_once('_').unzip();
+    micros
+        .filter(|micros| micros.len() <= MAX_MICROS_DIGITS)
+        .and_then(digits)
+        .map(|micros| if signed.is_some() { -micros } else { micros })
+        .zip(rest.and_then(decode::<2>))
+        .and_then(|(micros, [transaction_id, position])| {
             Some(HistoryKey {
                 at: DateTime::<Utc>::from_timestamp_micros(micros)?,
                 transaction_id,
@@ -255,8 +270,9 @@ fn decode_history_key(after: Option<&str>) -> Result<Option<HistoryKey>, ApiErro
     ),
     responses(
         (status = 200, body = [StockChangeBody], headers(("Link" = String, description = "rel=\"next\": the next page, when more changes follow"))),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = Unavailable),
     )
 )]
 #[tracing::instrument(skip_all, fields(sku = %sku))]

@@ -6,7 +6,7 @@ pub mod operations;
 mod order_queries;
 mod order_view;
 pub mod orders;
-mod paging;
+pub(crate) mod paging;
 pub mod service;
 
 use std::future::Future;

@@ -15,6 +15,9 @@ use super::paging::{
 use crate::dto::{AcceptedBody, PageQuery, ParkedEventBody, ResetRequest, SubscriptionBody};
 use crate::error::{ApiError, Problem};
 use crate::extract::{JsonBody, PathParams, QueryParams};
+use crate::openapi::responses::{
+    BadRequest, Forbidden, PayloadTooLarge, Unauthorized, Unavailable, Unprocessable,
+};
 use crate::AppState;
 
 /// Proof that the request carries the admin token.
@@ -60,8 +63,9 @@ impl FromRequestParts<AppState> for Admin {
     security(("admin" = [])),
     responses(
         (status = 200, body = [SubscriptionBody]),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 503, response = Unavailable),
     )
 )]
 #[tracing::instrument(skip_all)]
@@ -98,10 +102,11 @@ pub async fn list_subscriptions(
     ),
     responses(
         (status = 200, body = [ParkedEventBody], headers(("Link" = String, description = "rel=\"next\": the next page, when more parked events follow"))),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = Unavailable),
     )
 )]
 #[tracing::instrument(skip_all, fields(subscription = %name))]
@@ -146,9 +151,10 @@ pub async fn list_parked(
     params(("name" = String, Path)),
     responses(
         (status = 202, body = AcceptedBody),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = Unavailable),
     )
 )]
 #[tracing::instrument(skip_all, fields(subscription = %name))]
@@ -172,11 +178,13 @@ pub async fn replay_parked(
     request_body = ResetRequest,
     responses(
         (status = 202, body = AcceptedBody),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 422, response = Unprocessable),
+        (status = 413, response = PayloadTooLarge),
+        (status = 503, response = Unavailable),
     )
 )]
 #[tracing::instrument(skip_all, fields(subscription = %name))]
@@ -206,9 +214,10 @@ pub async fn reset_subscription(
     params(("name" = String, Path, description = "orders, stock or payments")),
     responses(
         (status = 202, body = AcceptedBody),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = Unavailable),
     )
 )]
 #[tracing::instrument(skip_all, fields(projection = %name))]

@@ -17,6 +17,7 @@ use super::paging::{
 use crate::dto::{AtQuery, EventBody, OrderBody, PageQuery, StreamPageQuery};
 use crate::error::{ApiError, Problem};
 use crate::extract::{PathParams, QueryParams};
+use crate::openapi::responses::{BadRequest, Unavailable};
 use crate::AppState;
 
 /// An order, now or as it was at `at`.
@@ -28,8 +29,9 @@ use crate::AppState;
     ),
     responses(
         (status = 200, body = OrderBody),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
         (status = 404, description = "Unknown order (or not yet placed at `at`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = Unavailable),
     )
 )]
 #[tracing::instrument(skip_all, fields(order_id = %id))]
@@ -65,8 +67,9 @@ pub async fn get_order(
     ),
     responses(
         (status = 200, body = [EventBody], headers(("Link" = String, description = "rel=\"next\": the next page, when more events follow"))),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = Unavailable),
     )
 )]
 #[tracing::instrument(skip_all, fields(order_id = %id))]
@@ -124,8 +127,9 @@ pub async fn order_history(
     ),
     responses(
         (status = 200, body = [EventBody], headers(("Link" = String, description = "rel=\"next\": the next page, when more events follow"))),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = Unavailable),
     )
 )]
 #[tracing::instrument(skip_all, fields(order_id = %id))]

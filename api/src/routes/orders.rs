@@ -18,6 +18,7 @@ use crate::dto::{CancelRequest, OrderBody, PlaceOrderRequest, RequestFor};
 use crate::error::{ApiError, Problem};
 use crate::extract::{CorrelationId, JsonBody, OptionalJsonBody, PathParams};
 use crate::idempotency::{self, Claim};
+use crate::openapi::responses::{BadRequest, PayloadTooLarge, Unavailable, Unprocessable};
 use crate::AppState;
 
 pub use super::order_queries::*;
@@ -42,10 +43,11 @@ pub(super) fn parse_order_id(id: &str) -> Result<Uuid, ApiError> {
     responses(
         (status = 201, description = "Placed", body = OrderBody, headers(("Location" = String))),
         (status = 200, description = "A repeat of an idempotent request: the order it placed", body = OrderBody),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
         (status = 409, description = "Idempotency-Key reused with another body", body = Problem, content_type = "application/problem+json"),
-        (status = 413, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
     )
 )]
 #[tracing::instrument(skip_all)]
@@ -158,9 +160,12 @@ async fn order_command(
     request_body(content = CancelRequest, description = "Optional"),
     responses(
         (status = 200, body = OrderBody),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already shipped, paid, rejected...", body = Problem, content_type = "application/problem+json"),
+        (status = 422, response = Unprocessable),
+        (status = 413, response = PayloadTooLarge),
+        (status = 503, response = Unavailable),
     )
 )]
 #[tracing::instrument(skip_all, fields(order_id = %id))]
@@ -170,8 +175,7 @@ pub async fn cancel_order(
     PathParams(id): PathParams<String>,
     OptionalJsonBody(body): OptionalJsonBody<CancelRequest>,
 ) -> Result<Json<OrderBody>, ApiError> {
-    let reason = body
-        .and_then(|body| body.reason)
+    let reason = crate::dto::reason(body.as_ref().and_then(|body| body.reason.as_deref()))?
         .filter(|reason| !reason.trim().is_empty())
         .unwrap_or_else(|| "cancelled on request".to_owned());
     order_command(
@@ -195,6 +199,7 @@ pub async fn cancel_order(
         (status = 200, body = OrderBody),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not reserved", body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = Unavailable),
     )
 )]
 #[tracing::instrument(skip_all, fields(order_id = %id))]
@@ -232,6 +237,7 @@ pub async fn ship_order(
         (status = 202, body = OrderBody),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The order's payment has not failed", body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = Unavailable),
     )
 )]
 #[tracing::instrument(skip_all, fields(order_id = %id))]

@@ -29,6 +29,27 @@ pub(crate) fn limit(requested: Option<i64>, default: i64) -> Result<i64, ApiErro
     }
 }
 
+/// What `after` accepts where it is a log cursor (`/orders/{id}/timeline`,
+/// `/subscriptions/{name}/parked`): two integers of 1-18 digits.
+pub(crate) const LOG_CURSOR_PATTERN: &str = r"^[0-9]{1,18}_[0-9]{1,18}$";
+/// `after` of `/inventory/{sku}/history`: the instant in microseconds (signed,
+/// at most 16 digits: before the year 2286), then a log cursor.
+pub(crate) const HISTORY_AFTER_PATTERN: &str = r"^-?[0-9]{1,16}_[0-9]{1,18}_[0-9]{1,18}$";
+/// `after` of `/events`: a position, or the `next` of a page (a log cursor).
+pub(crate) const EVENTS_AFTER_PATTERN: &str = r"^([0-9]{1,18}|[0-9]{1,18}_[0-9]{1,18})$";
+/// Most digits of an integer in a cursor or position: every such number
+/// fits an `i64`.
+const MAX_DIGITS: usize = 18;
+
+/// A non-negative integer written as 1-18 ASCII digits, and nothing else
+/// (no sign, no spaces): what the patterns above say.
+pub(crate) fn digits(text: &str) -> Option<i64> {
+    if text.is_empty() || text.len() > MAX_DIGITS || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
 /// The opaque form of a cursor: its integers joined by `_` (URL-safe, and
 /// never mistaken for a bare number). Clients pass it back as they got it.
 pub(crate) fn encode(parts: &[i64]) -> String {
@@ -39,12 +60,13 @@ pub(crate) fn encode(parts: &[i64]) -> String {
         .join("_")
 }
 
-/// The integers of a cursor made by [`encode`], if it has `N` of them.
+/// The integers of a cursor made by [`encode`], if it has `N` of them, each
+/// non-negative.
 pub(crate) fn decode<const N: usize>(token: &str) -> Option<[i64; N]> {
     let mut parts = [0; N];
     let mut split = token.split('_');
     for part in &mut parts {
-        *part = split.next()?.parse().ok()?;
+        *part = digits(split.next()?)?;
     }
     split.next().is_none().then_some(parts)
 }
@@ -122,12 +144,32 @@ mod tests {
 
     #[test]
     fn a_cursor_reads_back_as_it_was_written() {
-        let token = encode(&[42, 7, -3]);
-        assert_eq!(token, "42_7_-3");
-        assert_eq!(decode::<3>(&token), Some([42, 7, -3]));
+        let token = encode(&[42, 7, 3]);
+        assert_eq!(token, "42_7_3");
+        assert_eq!(decode::<3>(&token), Some([42, 7, 3]));
         assert_eq!(decode::<2>(&token), None);
         assert_eq!(decode::<3>("42_7"), None);
         assert_eq!(decode::<1>("x"), None);
+    }
+
+    #[test]
+    fn cursors_and_positions_are_exactly_what_the_documented_patterns_allow() {
+        // What the OpenAPI patterns exclude, the server refuses too.
+        for refused in [
+            "-3",
+            "+3",
+            " 3",
+            "3 ",
+            "",
+            "1234567890123456789",
+            "3_-1",
+            "3__1",
+        ] {
+            assert_eq!(decode::<2>(&format!("1_{refused}")), None, "{refused:?}");
+            assert_eq!(digits(refused), None, "{refused:?}");
+        }
+        assert_eq!(digits("000000000000000007"), Some(7));
+        assert_eq!(digits("999999999999999999"), Some(999_999_999_999_999_999));
     }
 
     #[test]
