@@ -51,8 +51,10 @@ pub struct ServeArgs {
     bind: String,
     /// `auto` ships every reserved order at once; `manual` waits for
     /// POST /orders/{id}/ship.
-    #[arg(long, env = "ORDERSTREAM_FULFILLMENT", default_value = "auto")]
-    fulfillment: Fulfilment,
+    /// (Also read from `ORDERSTREAM_FULFILLMENT`, the spelling of earlier
+    /// releases, when `ORDERSTREAM_FULFILMENT` is unset.)
+    #[arg(long, alias = "fulfillment", env = "ORDERSTREAM_FULFILMENT")]
+    fulfilment: Option<Fulfilment>,
     /// Bearer token of the admin endpoints; unset leaves them closed.
     #[arg(long, env = "ORDERSTREAM_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
@@ -126,7 +128,7 @@ impl Config {
                     workers_only: args.workers_only,
                     executor: ExecutorOptions::default(),
                     runtime: RuntimeOptions {
-                        fulfilment: args.fulfillment,
+                        fulfilment: fulfilment(args.fulfilment)?,
                         ..RuntimeOptions::default()
                     },
                 })
@@ -143,6 +145,24 @@ impl Config {
         })
     }
 }
+
+/// The fulfilment mode: the flag or `ORDERSTREAM_FULFILMENT`, else the
+/// environment variable of earlier releases, else `auto`.
+fn fulfilment(given: Option<Fulfilment>) -> anyhow::Result<Fulfilment> {
+    if let Some(mode) = given {
+        return Ok(mode);
+    }
+    match std::env::var(LEGACY_FULFILMENT_VAR) {
+        Ok(value) => value
+            .parse()
+            .map_err(|error| anyhow::anyhow!("{LEGACY_FULFILMENT_VAR}: {error}")),
+        Err(_) => Ok(Fulfilment::default()),
+    }
+}
+
+/// The environment variable's spelling before the project settled on
+/// "fulfilment"; still read, so that existing deployments keep their mode.
+const LEGACY_FULFILMENT_VAR: &str = "ORDERSTREAM_FULFILLMENT";
 
 impl DatabaseSource {
     /// For logs: the URL with its secrets hidden, or where the embedded

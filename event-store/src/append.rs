@@ -100,16 +100,28 @@ pub(crate) async fn append(
     }
     // The first try skips the idempotency check; a repeat whose
     // expectations still hold then meets the unique index on event_id, and
-    // the second try compares the stored events.
-    match run(pool, &arrays, false).await {
-        Err(StoreError::Database(sqlx::Error::Database(error)))
-            if error.constraint() == Some("events_event_id_key") =>
-        {
-            run(pool, &arrays, true).await
+    // the next try compares the stored events. A concurrent writer of the
+    // same event ids can commit between our check and our insert: the try
+    // after that sees its rows. Past that, the race is reported as what it
+    // is, a conflict on those event ids, never as a raw unique violation.
+    let mut check_idempotency = false;
+    for _ in 0..MAX_EVENT_ID_RACES {
+        match run(pool, &arrays, check_idempotency).await {
+            Err(StoreError::Database(sqlx::Error::Database(error)))
+                if error.constraint() == Some(EVENT_ID_CONSTRAINT) =>
+            {
+                check_idempotency = true;
+            }
+            outcome => return outcome,
         }
-        outcome => outcome,
     }
+    Err(StoreError::PartialRepeat)
 }
+
+/// The unique index that makes an event id appear once in the log.
+const EVENT_ID_CONSTRAINT: &str = "events_event_id_key";
+/// Tries of an append that keeps losing a race on its event ids.
+const MAX_EVENT_ID_RACES: usize = 3;
 
 fn validate(appends: &[StreamAppend]) -> Result<(), StoreError> {
     let invalid = |message: String| Err(StoreError::InvalidRequest(message));

@@ -170,7 +170,7 @@ impl Process {
             .args(["serve", mode])
             .env("DATABASE_URL", database_url)
             .env("ORDERSTREAM_BIND", format!("127.0.0.1:{port}"))
-            .env("ORDERSTREAM_FULFILLMENT", "auto")
+            .env("ORDERSTREAM_FULFILMENT", "auto")
             .env("ORDERSTREAM_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("RUST_LOG", "info,sqlx=warn")
             .env("NO_COLOR", "1")

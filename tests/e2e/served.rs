@@ -29,7 +29,7 @@ impl Server {
             .arg("serve")
             .env("DATABASE_URL", database_url)
             .env("ORDERSTREAM_BIND", format!("127.0.0.1:{port}"))
-            .env("ORDERSTREAM_FULFILLMENT", "auto")
+            .env("ORDERSTREAM_FULFILMENT", "auto")
             .env("ORDERSTREAM_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())

@@ -368,3 +368,41 @@ async fn a_rolled_back_append_leaves_no_trace_and_does_not_stall_readers() {
     assert_eq!(labels, ["kept"]);
     assert_eq!(log[0].stream_version, 1);
 }
+
+/// Writers repeating one append (same event ids, `Any` expectation: a
+/// retried command) at once: the events are stored once, and every writer
+/// gets a typed answer, never the raw unique violation on `event_id`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writers_repeating_the_same_events_at_once_store_them_once_with_typed_answers() {
+    let (_db, store) = new_store_with(wide_pool()).await;
+    store
+        .append_to_stream("repeat-1", ExpectedVersion::NoStream, vec![event("first")])
+        .await
+        .expect("create the stream");
+    for round in 0..20 {
+        let repeated = vec![
+            event(&format!("round {round}")),
+            event("second of the round"),
+        ];
+        let attempts = (0..16).map(|_| {
+            let store = store.clone();
+            let events = repeated.clone();
+            tokio::spawn(async move {
+                store
+                    .append_to_stream("repeat-1", ExpectedVersion::Any, events)
+                    .await
+            })
+        });
+        for outcome in futures::future::join_all(attempts).await {
+            match outcome.expect("task") {
+                Ok(_) | Err(StoreError::PartialRepeat) => {}
+                Err(other) => panic!("round {round}: an untyped answer {other:?}"),
+            }
+        }
+        assert_eq!(
+            store.stream_version("repeat-1").await.expect("version"),
+            1 + 2 * (round + 1),
+            "round {round}: the two events are stored once"
+        );
+    }
+}
