@@ -50,7 +50,10 @@ mod whole_number {
                 // Exact: a whole number within 2^53.
                 Ok(value as i64)
             } else {
-                Err(E::invalid_value(de::Unexpected::Float(value), &"an integer"))
+                Err(E::invalid_value(
+                    de::Unexpected::Float(value),
+                    &"an integer",
+                ))
             }
         }
     }

@@ -195,7 +195,9 @@ async fn generated_inventory_bodies_never_cause_a_5xx_or_a_partial_write() {
     for _ in 0..CASES {
         let (body, sku, adjust) = draw(&mut runner, &strategy);
         // Most cases hit a known SKU; some an odd one (percent-encoded).
-        let sku = if sku.len() % 3 == 0 {
+        // `.` and `..` are no SKU a client can send: URL normalisation
+        // removes them from the path (the OpenAPI pattern excludes them).
+        let sku = if sku.len() % 3 == 0 || sku == "." || sku == ".." {
             "SKU-1".to_owned()
         } else {
             encode(&sku)
