@@ -58,6 +58,21 @@ pub struct ServeArgs {
     /// Bearer token of the admin endpoints; unset leaves them closed.
     #[arg(long, env = "ORDERSTREAM_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Longest a request may take, body upload included; then 503.
+    #[arg(long, env = "ORDERSTREAM_REQUEST_TIMEOUT", default_value = "30s", value_parser = crate::duration::parse_positive)]
+    request_timeout: std::time::Duration,
+    /// Longest a client may take to send a request head (or stay idle
+    /// between requests); then the connection is closed.
+    #[arg(long, env = "ORDERSTREAM_HEADER_TIMEOUT", default_value = "10s", value_parser = crate::duration::parse_positive)]
+    header_timeout: std::time::Duration,
+    /// Requests handled at once (service endpoints apart); more get 503
+    /// with Retry-After at once.
+    #[arg(long, env = "ORDERSTREAM_MAX_CONCURRENT_REQUESTS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_concurrent_requests: u32,
+    /// After SIGTERM or Ctrl-C, how long requests in flight may still take;
+    /// connections still open then are dropped.
+    #[arg(long, env = "ORDERSTREAM_SHUTDOWN_GRACE", default_value = "10s", value_parser = crate::duration::parse_positive)]
+    shutdown_grace: std::time::Duration,
     /// How long an Idempotency-Key stands for its order (e.g. 24h, 30m);
     /// after that the key is new again and its row is deleted.
     #[arg(long, env = "ORDERSTREAM_IDEMPOTENCY_TTL", default_value = "24h", value_parser = crate::duration::parse)]
@@ -122,7 +137,11 @@ impl Config {
                     bind: args.bind.clone(),
                     api: ApiConfig {
                         admin_token: args.admin_token.clone(),
-                        ..ApiConfig::from_env()?
+                        idempotency_ttl: args.idempotency_ttl,
+                        request_timeout: args.request_timeout,
+                        header_read_timeout: args.header_timeout,
+                        max_concurrent_requests: args.max_concurrent_requests as usize,
+                        shutdown_grace: args.shutdown_grace,
                     },
                     api_only: args.api_only,
                     workers_only: args.workers_only,
@@ -217,6 +236,43 @@ impl fmt::Display for Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(clap::Parser)]
+    struct ServeCommandLine {
+        #[command(flatten)]
+        global: GlobalArgs,
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    #[test]
+    fn every_serve_setting_given_on_the_command_line_reaches_the_configuration() {
+        use clap::Parser;
+        let given = ServeCommandLine::try_parse_from([
+            "orderstream",
+            "--idempotency-ttl",
+            "1h",
+            "--statement-timeout",
+            "5s",
+            "--fulfilment",
+            "manual",
+            "--bind",
+            "127.0.0.1:9999",
+        ])
+        .expect("a valid command line");
+        let config = Config::load(&given.global, Some(&given.serve)).expect("a configuration");
+        let serve = config.serve.expect("serve settings");
+        assert_eq!(
+            serve.api.idempotency_ttl,
+            std::time::Duration::from_secs(3600)
+        );
+        assert_eq!(
+            config.store.statement_timeout,
+            std::time::Duration::from_secs(5)
+        );
+        assert_eq!(serve.runtime.fulfilment, Fulfilment::Manual);
+        assert_eq!(serve.bind, "127.0.0.1:9999");
+    }
 
     #[test]
     fn the_printed_configuration_hides_the_password_and_the_admin_token() {

@@ -35,6 +35,17 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("{text:?} is longer than a century"))
 }
 
+/// A duration above zero (a timeout of zero would refuse everything).
+pub fn parse_positive(text: &str) -> Result<Duration, String> {
+    parse(text).and_then(|duration| {
+        if duration.is_zero() {
+            Err(format!("{text:?} must be longer than zero"))
+        } else {
+            Ok(duration)
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,10 +37,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 pub use dto::*;
 pub use error::{ApiError, Problem, PROBLEM_JSON};
 pub use openapi::ApiDoc;
-pub use state::{
-    ApiConfig, AppState, ConfigError, HEADER_TIMEOUT_VAR, MAX_CONCURRENT_REQUESTS_VAR,
-    REQUEST_TIMEOUT_VAR, SHUTDOWN_GRACE_VAR,
-};
+pub use state::{ApiConfig, AppState};
 
 use routes::{audit, inventory, operations, orders, service};
 

@@ -12,8 +12,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
-/// The API's configuration. Every field has a default; [`ApiConfig::from_env`]
-/// reads the `ORDERSTREAM_*` variables over them.
+/// The API's configuration. Every field has a default; the binary's
+/// `Config` sets them from its command line and environment.
 #[derive(Clone)]
 pub struct ApiConfig {
     /// The bearer token of the admin endpoints; `None` (or empty) leaves
@@ -35,11 +35,6 @@ pub struct ApiConfig {
     /// is new again, and its row is deleted (see `idempotency.rs`).
     pub idempotency_ttl: Duration,
 }
-
-pub const REQUEST_TIMEOUT_VAR: &str = "ORDERSTREAM_REQUEST_TIMEOUT";
-pub const HEADER_TIMEOUT_VAR: &str = "ORDERSTREAM_HEADER_TIMEOUT";
-pub const MAX_CONCURRENT_REQUESTS_VAR: &str = "ORDERSTREAM_MAX_CONCURRENT_REQUESTS";
-pub const SHUTDOWN_GRACE_VAR: &str = "ORDERSTREAM_SHUTDOWN_GRACE";
 
 impl Default for ApiConfig {
     fn default() -> Self {
@@ -69,62 +64,6 @@ impl fmt::Debug for ApiConfig {
             .field("idempotency_ttl", &self.idempotency_ttl)
             .finish()
     }
-}
-
-/// A setting that does not parse.
-#[derive(Debug, thiserror::Error)]
-#[error("{variable}={value:?} is invalid: {expected}")]
-pub struct ConfigError {
-    pub variable: &'static str,
-    pub value: String,
-    pub expected: &'static str,
-}
-
-impl ApiConfig {
-    /// The defaults, overridden by the process environment's
-    /// `ORDERSTREAM_REQUEST_TIMEOUT`, `ORDERSTREAM_HEADER_TIMEOUT`,
-    /// `ORDERSTREAM_SHUTDOWN_GRACE` (seconds, fractions allowed) and
-    /// `ORDERSTREAM_MAX_CONCURRENT_REQUESTS`. The admin token is not read
-    /// here: it comes with the command line.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_vars(|name| std::env::var(name).ok())
-    }
-
-    /// [`ApiConfig::from_env`] with another source of variables.
-    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut config = ApiConfig::default();
-        let seconds = |variable: &'static str, default: Duration| match var(variable) {
-            None => Ok(default),
-            Some(value) => parse_seconds(&value).ok_or(ConfigError {
-                variable,
-                value,
-                expected: "a number of seconds above 0, such as 10 or 2.5",
-            }),
-        };
-        config.request_timeout = seconds(REQUEST_TIMEOUT_VAR, config.request_timeout)?;
-        config.header_read_timeout = seconds(HEADER_TIMEOUT_VAR, config.header_read_timeout)?;
-        config.shutdown_grace = seconds(SHUTDOWN_GRACE_VAR, config.shutdown_grace)?;
-        if let Some(value) = var(MAX_CONCURRENT_REQUESTS_VAR) {
-            config.max_concurrent_requests = value
-                .trim()
-                .parse()
-                .ok()
-                .filter(|limit| (1..=Semaphore::MAX_PERMITS).contains(limit))
-                .ok_or(ConfigError {
-                    variable: MAX_CONCURRENT_REQUESTS_VAR,
-                    value,
-                    expected: "a whole number of requests above 0",
-                })?;
-        }
-        Ok(config)
-    }
-}
-
-fn parse_seconds(value: &str) -> Option<Duration> {
-    let seconds: f64 = value.trim().parse().ok()?;
-    (seconds > 0.0)
-        .then(|| Duration::try_from_secs_f64(seconds).ok())
-        .flatten()
 }
 
 /// The admin token as a SHA-256 digest: comparing digests in constant time
@@ -231,35 +170,6 @@ mod tests {
         assert!(!token.matches("s3cret-not"));
         assert!(!token.matches("s3cre"));
         assert!(!token.matches(""));
-    }
-
-    #[test]
-    fn settings_come_from_the_environment_over_the_defaults() {
-        let config = ApiConfig::from_vars(|name| match name {
-            REQUEST_TIMEOUT_VAR => Some("2.5".into()),
-            MAX_CONCURRENT_REQUESTS_VAR => Some(" 8 ".into()),
-            _ => None,
-        })
-        .expect("valid settings");
-        assert_eq!(config.request_timeout, Duration::from_millis(2500));
-        assert_eq!(config.max_concurrent_requests, 8);
-        assert_eq!(config.header_read_timeout, Duration::from_secs(10));
-        assert_eq!(config.shutdown_grace, Duration::from_secs(10));
-    }
-
-    #[test]
-    fn a_bad_setting_names_its_variable() {
-        for (variable, value) in [
-            (SHUTDOWN_GRACE_VAR, "0"),
-            (HEADER_TIMEOUT_VAR, "10s"),
-            (REQUEST_TIMEOUT_VAR, "-1"),
-            (MAX_CONCURRENT_REQUESTS_VAR, "0"),
-        ] {
-            let error = ApiConfig::from_vars(|name| (name == variable).then(|| value.to_owned()))
-                .expect_err("refused");
-            assert_eq!(error.variable, variable);
-            assert!(error.to_string().contains(variable), "{error}");
-        }
     }
 
     #[test]

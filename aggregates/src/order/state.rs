@@ -36,6 +36,43 @@ impl OrderStatus {
     }
 }
 
+impl OrderStatus {
+    pub const ALL: [OrderStatus; 7] = [
+        Self::Pending,
+        Self::Reserved,
+        Self::Rejected,
+        Self::Cancelled,
+        Self::Shipped,
+        Self::Paid,
+        Self::PaymentFailed,
+    ];
+}
+
+/// A status spelled as [`OrderStatus::as_str`] does not.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown order status {0:?}")]
+pub struct UnknownOrderStatus(pub String);
+
+impl std::str::FromStr for OrderStatus {
+    type Err = UnknownOrderStatus;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == text)
+            .ok_or_else(|| UnknownOrderStatus(text.to_owned()))
+    }
+}
+
+/// For read models that store the status as text.
+impl TryFrom<String> for OrderStatus {
+    type Error = UnknownOrderStatus;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
 impl fmt::Display for OrderStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

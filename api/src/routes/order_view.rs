@@ -142,7 +142,7 @@ pub(super) fn body_from_summary(summary: OrderSummary) -> Result<OrderBody, ApiE
     Ok(OrderBody {
         order_id: summary.order_id,
         customer_id: summary.customer_id,
-        status: summary.status,
+        status: summary.status.as_str().to_owned(),
         currency: summary.currency,
         lines: lines.iter().map(line_body).collect(),
         total: summary.total.to_string(),

@@ -8,7 +8,7 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use aggregates::order::{Order, OrderEvent};
+use aggregates::order::{Order, OrderEvent, OrderStatus};
 use aggregates::Aggregate;
 
 use super::decode;
@@ -18,7 +18,8 @@ use crate::{HandlerError, Projection};
 pub struct OrderSummary {
     pub order_id: Uuid,
     pub customer_id: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: OrderStatus,
     pub currency: String,
     pub total: Decimal,
     /// `[{"sku", "quantity", "unit_price"}]`
@@ -83,7 +84,7 @@ impl Projection for OrderSummaries {
             sqlx::query(
                 "INSERT INTO order_summaries (order_id, customer_id, status, currency, total, \
                      lines, payment_method, correlation_id, version, placed_at, updated_at) \
-                 VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $9) \
+                 VALUES ($1, $2, $10, $3, $4, $5, $6, $7, $8, $9, $9) \
                  ON CONFLICT (order_id) DO NOTHING",
             )
             .bind(order_id)
@@ -95,41 +96,45 @@ impl Projection for OrderSummaries {
             .bind(&event.correlation_id)
             .bind(event.stream_version)
             .bind(event.recorded_at)
+            .bind(OrderStatus::Pending.as_str())
             .execute(&mut *connection)
             .await?;
             return Ok(());
         }
         let (status, shortages, cancel_reason, payment_error) = match &order_event {
             OrderEvent::Placed { .. } => return Ok(()),
-            OrderEvent::Reserved {} => ("reserved", None, None, None),
+            OrderEvent::Reserved {} => (OrderStatus::Reserved, None, None, None),
             OrderEvent::Rejected { shortages } => (
-                "rejected",
+                OrderStatus::Rejected,
                 Some(serde_json::to_value(shortages).map_err(HandlerError::new)?),
                 None,
                 None,
             ),
-            OrderEvent::Cancelled { reason } => ("cancelled", None, Some(reason.clone()), None),
-            OrderEvent::Shipped {} => ("shipped", None, None, None),
-            OrderEvent::Paid { .. } => ("paid", None, None, None),
+            OrderEvent::Cancelled { reason } => {
+                (OrderStatus::Cancelled, None, Some(reason.clone()), None)
+            }
+            OrderEvent::Shipped {} => (OrderStatus::Shipped, None, None, None),
+            OrderEvent::Paid { .. } => (OrderStatus::Paid, None, None, None),
             OrderEvent::PaymentFailed { reason } => {
-                ("payment_failed", None, None, Some(reason.clone()))
+                (OrderStatus::PaymentFailed, None, None, Some(reason.clone()))
             }
             // A retry goes back to waiting for payment, as after shipping.
-            OrderEvent::PaymentRetryRequested { .. } => ("shipped", None, None, None),
+            OrderEvent::PaymentRetryRequested { .. } => (OrderStatus::Shipped, None, None, None),
         };
         sqlx::query(
             "UPDATE order_summaries SET status = $2, version = $3, updated_at = $4, \
                  shortages = coalesce($5, shortages), cancel_reason = coalesce($6, cancel_reason), \
-                 payment_error = CASE WHEN $2 = 'payment_failed' THEN $7 ELSE NULL END \
+                 payment_error = CASE WHEN $2 = $8 THEN $7 ELSE NULL END \
              WHERE order_id = $1 AND version < $3",
         )
         .bind(order_id_of(event)?)
-        .bind(status)
+        .bind(status.as_str())
         .bind(event.stream_version)
         .bind(event.recorded_at)
         .bind(shortages)
         .bind(cancel_reason)
         .bind(payment_error)
+        .bind(OrderStatus::PaymentFailed.as_str())
         .execute(&mut *connection)
         .await?;
         Ok(())

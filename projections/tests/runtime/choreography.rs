@@ -41,7 +41,7 @@ async fn a_paid_order_goes_through_every_step_and_every_read_model() {
         .await
         .expect("query")
         .expect("summary");
-    assert_eq!(summary.status, "paid");
+    assert_eq!(summary.status, OrderStatus::Paid);
     assert_eq!(summary.total.to_string(), "37.50");
     let payment = payments::find_payment(app.store.pool(), order_id)
         .await
@@ -112,7 +112,7 @@ async fn an_order_with_a_short_line_is_rejected_and_holds_no_stock() {
         .await
         .expect("query")
         .expect("row");
-    assert_eq!(summary.status, "rejected");
+    assert_eq!(summary.status, OrderStatus::Rejected);
     assert!(summary.shortages.is_some());
     runtime.shutdown().await;
 }
