@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 use sqlx::PgPool;
 
-use crate::{client_program, EmbeddedError};
+use crate::{client_program, Cluster, ClusterOptions, EmbeddedError};
 
 /// `pg_dump source | psql target` in one transaction, stopping at the first
 /// error. Roles are not part of a dump: create them on the target first.
@@ -82,4 +82,45 @@ pub async fn advance_transaction_ids(pool: &PgPool, at_least: i64) -> Result<(),
         .execute(&mut *connection)
         .await?;
     Ok(())
+}
+
+/// A restore as an operator does one onto a new server: a fresh private
+/// cluster (fast, non-durable settings: for tests), the roles the
+/// migrations grant to (roles belong to a cluster, not to a dump), a
+/// database `restored`, and `pg_dump source | psql` into it. Returns the
+/// cluster (stopped on drop) and the restored database's URL.
+pub async fn restore_into_fresh_cluster(
+    source_url: &str,
+    roles: &[&str],
+) -> Result<(Cluster, String), EmbeddedError> {
+    let cluster = tokio::task::spawn_blocking(|| {
+        Cluster::start_temporary(&ClusterOptions {
+            unsafe_fast: true,
+            ..ClusterOptions::default()
+        })
+    })
+    .await
+    .map_err(|error| EmbeddedError::CommandFailed {
+        command: "start a cluster".to_owned(),
+        output: error.to_string(),
+    })??;
+    let admin = PgPool::connect(&cluster.url("postgres")).await?;
+    for role in roles {
+        sqlx::query(&format!(r#"CREATE ROLE "{role}" NOLOGIN"#))
+            .execute(&admin)
+            .await?;
+    }
+    sqlx::query("CREATE DATABASE restored")
+        .execute(&admin)
+        .await?;
+    admin.close().await;
+    let target_url = cluster.url("restored");
+    let (from, to) = (source_url.to_owned(), target_url.clone());
+    tokio::task::spawn_blocking(move || dump_and_restore(&from, &to))
+        .await
+        .map_err(|error| EmbeddedError::CommandFailed {
+            command: "pg_dump | psql".to_owned(),
+            output: error.to_string(),
+        })??;
+    Ok((cluster, target_url))
 }

@@ -24,7 +24,7 @@ mod postmaster;
 mod test_database;
 mod watchdog;
 
-pub use backup::{advance_transaction_ids, dump_and_restore};
+pub use backup::{advance_transaction_ids, dump_and_restore, restore_into_fresh_cluster};
 pub use cluster::{client_program, Cluster, ClusterOptions};
 pub use error::EmbeddedError;
 pub use test_database::TestDatabase;

@@ -8,9 +8,7 @@
 use std::time::{Duration, Instant};
 
 use event_store::MIGRATOR;
-use pg_embedded::{
-    advance_transaction_ids, dump_and_restore, Cluster, ClusterOptions, TestDatabase,
-};
+use pg_embedded::{advance_transaction_ids, restore_into_fresh_cluster, TestDatabase};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
@@ -115,39 +113,15 @@ async fn a_backup_restored_into_a_fresh_cluster_serves_its_history_and_pays_new_
         wait_paid(&client, &original, order_id).await;
     }
 
-    // A dump of the live database, as a nightly backup takes it.
-    let cluster = tokio::task::spawn_blocking(|| {
-        Cluster::start_temporary(&ClusterOptions {
-            unsafe_fast: true,
-            ..ClusterOptions::default()
-        })
-    })
-    .await
-    .expect("task")
-    .unwrap_or_else(|error| {
-        panic!("a private cluster ({error}); install the PostgreSQL server: apt-get install -y postgresql")
-    });
-    let admin = PgPool::connect(&cluster.url("postgres"))
-        .await
-        .expect("connect to the fresh cluster");
-    // Roles belong to the cluster, not to the dump (README, "Restoring a
-    // backup").
-    for statement in [
-        "CREATE ROLE orderstream_app NOLOGIN",
-        "CREATE DATABASE restored",
-    ] {
-        sqlx::query(statement)
-            .execute(&admin)
+    // A dump of the live database, as a nightly backup takes it, restored
+    // onto a new server. Roles belong to the cluster, not to the dump
+    // (README, "Restoring a backup").
+    let (_cluster, restored_url) =
+        restore_into_fresh_cluster(source.url(), &["orderstream_app"])
             .await
-            .expect(statement);
-    }
-    admin.close().await;
-    let restored_url = cluster.url("restored");
-    let (from, to) = (source.url().to_owned(), restored_url.clone());
-    tokio::task::spawn_blocking(move || dump_and_restore(&from, &to))
-        .await
-        .expect("task")
-        .expect("pg_dump | psql");
+            .unwrap_or_else(|error| {
+                panic!("restore into a fresh cluster ({error}); the test needs the PostgreSQL server: apt-get install -y postgresql")
+            });
     drop(original);
 
     let restored_pool = PgPool::connect(&restored_url).await.expect("connect");

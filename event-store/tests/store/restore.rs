@@ -4,7 +4,7 @@
 
 use event_store::{EventStore, ExpectedVersion, LogCursor, StoreOptions, StreamAppend};
 use futures::StreamExt;
-use pg_embedded::{advance_transaction_ids, dump_and_restore, Cluster, ClusterOptions};
+use pg_embedded::{advance_transaction_ids, restore_into_fresh_cluster};
 use sqlx::PgPool;
 
 use crate::helpers::{all_visible, event, label, new_store};
@@ -55,37 +55,11 @@ async fn a_database_restored_into_a_fresh_cluster_keeps_its_log_order_and_flows_
         .await
         .expect("checkpoint");
 
-    let cluster = tokio::task::spawn_blocking(|| {
-        Cluster::start_temporary(&ClusterOptions {
-            unsafe_fast: true,
-            ..ClusterOptions::default()
-        })
-    })
-    .await
-    .expect("task")
-    .expect("a fresh cluster");
-    let admin = PgPool::connect(&cluster.url("postgres"))
-        .await
-        .expect("admin");
     // Roles belong to the cluster, not to the dump: the operator creates
     // them first (or restores `pg_dumpall --roles-only`).
-    for statement in [
-        "CREATE ROLE orderstream_app NOLOGIN",
-        "CREATE DATABASE restored",
-    ] {
-        sqlx::query(statement)
-            .execute(&admin)
-            .await
-            .expect(statement);
-    }
-    admin.close().await;
-    let target_url = cluster.url("restored");
-    let source_url = source_db.url().to_owned();
-    let restore_to = target_url.clone();
-    tokio::task::spawn_blocking(move || dump_and_restore(&source_url, &restore_to))
+    let (cluster, target_url) = restore_into_fresh_cluster(source_db.url(), &["orderstream_app"])
         .await
-        .expect("task")
-        .expect("dump and restore");
+        .expect("restore into a fresh cluster");
 
     // The scenario is real: the stored ids are beyond the new cluster's.
     let plain = PgPool::connect(&target_url).await.expect("connect");
