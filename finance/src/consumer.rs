@@ -6,7 +6,10 @@ use std::time::Duration;
 use chrono::Utc;
 use futures::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions,
+};
 use lapin::types::{AMQPValue, FieldArray, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel};
 use sqlx::PgPool;
@@ -117,7 +120,11 @@ async fn handle(
     delivery: Delivery,
 ) -> Result<(), lapin::Error> {
     let contract = contract_of(&delivery);
-    let message_id = delivery.properties.message_id().as_ref().map(ShortString::as_str);
+    let message_id = delivery
+        .properties
+        .message_id()
+        .as_ref()
+        .map(ShortString::as_str);
     match book(pool, message_id, &contract, &delivery.data).await {
         Ok(recorded) => {
             let outcome = match recorded {
@@ -133,7 +140,11 @@ async fn handle(
             tracing::warn!(?message_id, %contract, %error, dead_lettered = failed.dead_lettered, attempts = failed.attempts, "finance: message failed");
             metrics_count(
                 "finance_messages_total",
-                if failed.dead_lettered { "dead_lettered" } else { "retried" },
+                if failed.dead_lettered {
+                    "dead_lettered"
+                } else {
+                    "retried"
+                },
             );
         }
     }
@@ -171,9 +182,18 @@ async fn fail(
     failed_at.push(AMQPValue::LongLongInt(Utc::now().timestamp_millis()));
     let mut headers = headers;
     headers.insert(ATTEMPTS_HEADER.into(), AMQPValue::LongLongInt(attempts));
-    headers.insert(FAILED_AT_HEADER.into(), AMQPValue::FieldArray(FieldArray::from(failed_at)));
-    headers.insert(ERROR_HEADER.into(), AMQPValue::LongString(error.to_string().into()));
-    headers.insert(ROUTING_KEY_HEADER.into(), AMQPValue::LongString(contract.into()));
+    headers.insert(
+        FAILED_AT_HEADER.into(),
+        AMQPValue::FieldArray(FieldArray::from(failed_at)),
+    );
+    headers.insert(
+        ERROR_HEADER.into(),
+        AMQPValue::LongString(error.to_string().into()),
+    );
+    headers.insert(
+        ROUTING_KEY_HEADER.into(),
+        AMQPValue::LongString(contract.into()),
+    );
     let next_delay = usize::try_from(attempts - 1)
         .ok()
         .and_then(|i| topology.retry_delays.get(i));
@@ -198,7 +218,13 @@ pub(crate) async fn publish_to_queue(
     properties: BasicProperties,
 ) -> Result<(), lapin::Error> {
     let confirmation = publisher
-        .basic_publish("", queue, BasicPublishOptions::default(), payload, properties)
+        .basic_publish(
+            "",
+            queue,
+            BasicPublishOptions::default(),
+            payload,
+            properties,
+        )
         .await?
         .await?;
     if confirmation.is_nack() {

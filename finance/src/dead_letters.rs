@@ -138,7 +138,10 @@ async fn depth(channel: &Channel, topology: &Topology) -> Result<usize, lapin::E
 
 async fn get(channel: &Channel, topology: &Topology) -> Result<Option<Delivery>, lapin::Error> {
     Ok(channel
-        .basic_get(&topology.dead_letter_queue, BasicGetOptions { no_ack: false })
+        .basic_get(
+            &topology.dead_letter_queue,
+            BasicGetOptions { no_ack: false },
+        )
         .await?
         .map(|message| message.delivery))
 }

@@ -119,8 +119,8 @@ async fn journal(
     State(state): State<FinanceHttp>,
     query: Result<Query<JournalQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Problem> {
-    let Query(query) = query
-        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "Invalid query", e.body_text()))?;
+    let Query(query) =
+        query.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "Invalid query", e.body_text()))?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=ledger::MAX_PAGE).contains(&limit) {
         return Err(Problem::new(
@@ -172,8 +172,8 @@ async fn list_dead_letters(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Problem> {
     authorise(&state, &headers)?;
-    let Query(query) = query
-        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "Invalid query", e.body_text()))?;
+    let Query(query) =
+        query.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "Invalid query", e.body_text()))?;
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     let connection = topology::connect(&state.amqp_url).await?;
     let letters = dead_letters::list(&connection, &state.topology, limit).await?;

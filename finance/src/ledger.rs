@@ -135,18 +135,8 @@ pub async fn journal_page(
     .await?;
     let entries: Vec<JournalEntry> = heads
         .into_iter()
-        .map(|(entry_id, message_id, contract, order_id, currency, occurred_at, recorded_at, description)| {
-            JournalEntry {
-                lines: lines
-                    .iter()
-                    .filter(|l| l.0 == entry_id)
-                    .map(|l| JournalLine {
-                        account: l.1.clone(),
-                        account_name: l.2.clone(),
-                        debit: l.3,
-                        credit: l.4,
-                    })
-                    .collect(),
+        .map(
+            |(
                 entry_id,
                 message_id,
                 contract,
@@ -155,11 +145,39 @@ pub async fn journal_page(
                 occurred_at,
                 recorded_at,
                 description,
-            }
-        })
+            )| {
+                JournalEntry {
+                    lines: lines
+                        .iter()
+                        .filter(|l| l.0 == entry_id)
+                        .map(|l| JournalLine {
+                            account: l.1.clone(),
+                            account_name: l.2.clone(),
+                            debit: l.3,
+                            credit: l.4,
+                        })
+                        .collect(),
+                    entry_id,
+                    message_id,
+                    contract,
+                    order_id,
+                    currency,
+                    occurred_at,
+                    recorded_at,
+                    description,
+                }
+            },
+        )
         .collect();
-    let next_after = if has_more { entries.last().map(|e| e.entry_id) } else { None };
-    Ok(JournalPage { entries, next_after })
+    let next_after = if has_more {
+        entries.last().map(|e| e.entry_id)
+    } else {
+        None
+    };
+    Ok(JournalPage {
+        entries,
+        next_after,
+    })
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -233,10 +251,14 @@ pub async fn trial_balance(pool: &PgPool) -> Result<TrialBalance, sqlx::Error> {
 
 /// How many messages the inbox holds (booked + ignored).
 pub async fn inbox_count(pool: &PgPool) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT count(*) FROM inbox").fetch_one(pool).await
+    sqlx::query_scalar("SELECT count(*) FROM inbox")
+        .fetch_one(pool)
+        .await
 }
 
 /// How many journal entries there are.
 pub async fn entry_count(pool: &PgPool) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT count(*) FROM journal_entries").fetch_one(pool).await
+    sqlx::query_scalar("SELECT count(*) FROM journal_entries")
+        .fetch_one(pool)
+        .await
 }

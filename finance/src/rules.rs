@@ -152,8 +152,13 @@ mod tests {
     fn shipped_books_receivable_against_revenue() {
         let payload = br#"{"order_id":"o1","customer_id":"c","currency":"EUR","total":"12.50",
             "lines":[],"shipped_at":"2026-01-01T00:00:00Z","unknown":1}"#;
-        let d = entry_for(ORDER_SHIPPED_V1, payload).expect("valid").expect("booked");
-        assert_eq!((d.debit, d.credit), (Account::AccountsReceivable, Account::SalesRevenue));
+        let d = entry_for(ORDER_SHIPPED_V1, payload)
+            .expect("valid")
+            .expect("booked");
+        assert_eq!(
+            (d.debit, d.credit),
+            (Account::AccountsReceivable, Account::SalesRevenue)
+        );
         assert_eq!(d.amount, Decimal::new(1250, 2));
     }
 
@@ -161,9 +166,13 @@ mod tests {
     fn non_final_failure_and_cancellation_book_nothing() {
         let failed = br#"{"order_id":"o1","payment_id":"p","amount":"5","currency":"EUR",
             "reason":"declined","final":false,"failed_at":"2026-01-01T00:00:00Z"}"#;
-        assert!(entry_for(PAYMENT_FAILED_V1, failed).expect("valid").is_none());
+        assert!(entry_for(PAYMENT_FAILED_V1, failed)
+            .expect("valid")
+            .is_none());
         let cancelled = br#"{"order_id":"o1","reason":"x","cancelled_at":"2026-01-01T00:00:00Z"}"#;
-        assert!(entry_for(ORDER_CANCELLED_V1, cancelled).expect("valid").is_none());
+        assert!(entry_for(ORDER_CANCELLED_V1, cancelled)
+            .expect("valid")
+            .is_none());
     }
 
     #[test]
