@@ -230,7 +230,7 @@ pub(crate) async fn publish_to_queue(
     if confirmation.is_nack() {
         return Err(lapin::ErrorKind::InvalidChannelState(
             lapin::ChannelState::Error,
-            "the broker nacked a retry or dead-letter publish".into(),
+            "the broker nacked a retry or dead-letter publish",
         )
         .into());
     }

@@ -83,7 +83,7 @@ pub struct JournalLine {
     pub credit: Decimal,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, sqlx::FromRow)]
 pub struct JournalEntry {
     pub entry_id: i64,
     pub message_id: String,
@@ -93,6 +93,7 @@ pub struct JournalEntry {
     pub occurred_at: DateTime<Utc>,
     pub recorded_at: DateTime<Utc>,
     pub description: String,
+    #[sqlx(skip)]
     pub lines: Vec<JournalLine>,
 }
 
@@ -113,18 +114,17 @@ pub async fn journal_page(
     limit: i64,
 ) -> Result<JournalPage, sqlx::Error> {
     let limit = limit.clamp(1, MAX_PAGE);
-    let heads: Vec<(i64, String, String, String, String, DateTime<Utc>, DateTime<Utc>, String)> =
-        sqlx::query_as(
-            "SELECT entry_id, message_id, contract, order_id, currency, occurred_at, recorded_at, description
-             FROM journal_entries WHERE entry_id > $1 ORDER BY entry_id LIMIT $2",
-        )
-        .bind(after)
-        .bind(limit + 1)
-        .fetch_all(pool)
-        .await?;
-    let has_more = heads.len() as i64 > limit;
-    let heads: Vec<_> = heads.into_iter().take(limit as usize).collect();
-    let ids: Vec<i64> = heads.iter().map(|h| h.0).collect();
+    let mut entries: Vec<JournalEntry> = sqlx::query_as(
+        "SELECT entry_id, message_id, contract, order_id, currency, occurred_at, recorded_at, description
+         FROM journal_entries WHERE entry_id > $1 ORDER BY entry_id LIMIT $2",
+    )
+    .bind(after)
+    .bind(limit + 1)
+    .fetch_all(pool)
+    .await?;
+    let has_more = entries.len() as i64 > limit;
+    entries.truncate(limit as usize);
+    let ids: Vec<i64> = entries.iter().map(|e| e.entry_id).collect();
     let lines: Vec<(i64, String, String, Decimal, Decimal)> = sqlx::query_as(
         "SELECT l.entry_id, l.account, a.name, l.debit, l.credit
          FROM journal_lines l JOIN accounts a ON a.code = l.account
@@ -133,42 +133,16 @@ pub async fn journal_page(
     .bind(&ids)
     .fetch_all(pool)
     .await?;
-    let entries: Vec<JournalEntry> = heads
-        .into_iter()
-        .map(
-            |(
-                entry_id,
-                message_id,
-                contract,
-                order_id,
-                currency,
-                occurred_at,
-                recorded_at,
-                description,
-            )| {
-                JournalEntry {
-                    lines: lines
-                        .iter()
-                        .filter(|l| l.0 == entry_id)
-                        .map(|l| JournalLine {
-                            account: l.1.clone(),
-                            account_name: l.2.clone(),
-                            debit: l.3,
-                            credit: l.4,
-                        })
-                        .collect(),
-                    entry_id,
-                    message_id,
-                    contract,
-                    order_id,
-                    currency,
-                    occurred_at,
-                    recorded_at,
-                    description,
-                }
-            },
-        )
-        .collect();
+    for (entry_id, account, account_name, debit, credit) in lines {
+        if let Some(entry) = entries.iter_mut().find(|e| e.entry_id == entry_id) {
+            entry.lines.push(JournalLine {
+                account,
+                account_name,
+                debit,
+                credit,
+            });
+        }
+    }
     let next_after = if has_more {
         entries.last().map(|e| e.entry_id)
     } else {
