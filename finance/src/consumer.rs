@@ -1,0 +1,263 @@
+//! The consumer: inbox queue -> rules -> journal, with manual acks after
+//! commit, broker-side retries with backoff, and dead letters.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions,
+};
+use lapin::types::{AMQPValue, FieldArray, FieldTable, ShortString};
+use lapin::{BasicProperties, Channel};
+use sqlx::PgPool;
+use thiserror::Error;
+
+use crate::ledger::{self, Recorded};
+use crate::rules::{self, RuleError};
+use crate::topology::{self, Topology};
+
+/// Header: how many times the message has failed so far.
+pub const ATTEMPTS_HEADER: &str = "x-finance-attempts";
+/// Header: when each failure happened (unix milliseconds), oldest first.
+pub const FAILED_AT_HEADER: &str = "x-finance-failed-at";
+/// Header: the last failure's message.
+pub const ERROR_HEADER: &str = "x-finance-error";
+/// Header: the routing key the message first arrived with (retries come
+/// back through the default exchange, keyed by the queue's name).
+pub const ROUTING_KEY_HEADER: &str = "x-finance-routing-key";
+
+#[derive(Debug, Clone)]
+pub struct ConsumerSettings {
+    pub amqp_url: String,
+    pub topology: Topology,
+    /// Deliveries the broker sends ahead of acks (bounds memory and the
+    /// redeliveries after a crash).
+    pub prefetch: u16,
+}
+
+/// Why a message could not be booked. Every kind is retried then
+/// dead-lettered: a database outage heals by itself, a malformed payload
+/// waits in the dead-letter queue for a fix and a replay.
+#[derive(Debug, Error)]
+pub enum BookingError {
+    #[error("the message has no message_id, so it cannot be booked idempotently")]
+    NoMessageId,
+    #[error(transparent)]
+    Rule(#[from] RuleError),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Books one message: its entry (if the rules make one) and its inbox row
+/// in one transaction.
+pub async fn book(
+    pool: &PgPool,
+    message_id: Option<&str>,
+    contract: &str,
+    payload: &[u8],
+) -> Result<Recorded, BookingError> {
+    let message_id = message_id.ok_or(BookingError::NoMessageId)?;
+    let draft = rules::entry_for(contract, payload)?;
+    Ok(ledger::record(pool, message_id, contract, draft.as_ref()).await?)
+}
+
+/// Consumes until the future is dropped, reconnecting with backoff when the
+/// broker goes away. Dropping it is a crash as far as the broker is
+/// concerned: the connection closes and unacked deliveries are redelivered,
+/// which the inbox makes harmless.
+pub async fn run(pool: PgPool, settings: ConsumerSettings) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match consume(&pool, &settings).await {
+            Ok(()) => {
+                tracing::warn!("finance consumer: the broker cancelled the consumer; reconnecting");
+                backoff = Duration::from_millis(200);
+            }
+            Err(error) => {
+                tracing::warn!(%error, ?backoff, "finance consumer: broker connection lost; reconnecting");
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+async fn consume(pool: &PgPool, settings: &ConsumerSettings) -> Result<(), lapin::Error> {
+    let connection = topology::connect(&settings.amqp_url).await?;
+    let channel = connection.create_channel().await?;
+    settings.topology.declare(&channel).await?;
+    channel
+        .basic_qos(settings.prefetch.max(1), BasicQosOptions::default())
+        .await?;
+    // Retries and dead letters are published on a confirmed channel: the
+    // original is acked only once the broker holds the copy.
+    let publisher = connection.create_channel().await?;
+    publisher
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let mut deliveries = channel
+        .basic_consume(
+            &settings.topology.queue,
+            "orderstream-finance",
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    tracing::info!(queue = %settings.topology.queue, "finance consumer: consuming");
+    while let Some(delivery) = deliveries.next().await {
+        handle(pool, &publisher, &settings.topology, delivery?).await?;
+    }
+    Ok(())
+}
+
+async fn handle(
+    pool: &PgPool,
+    publisher: &Channel,
+    topology: &Topology,
+    delivery: Delivery,
+) -> Result<(), lapin::Error> {
+    let contract = contract_of(&delivery);
+    let message_id = delivery
+        .properties
+        .message_id()
+        .as_ref()
+        .map(ShortString::as_str);
+    match book(pool, message_id, &contract, &delivery.data).await {
+        Ok(recorded) => {
+            let outcome = match recorded {
+                Recorded::Booked { .. } => "booked",
+                Recorded::Ignored => "ignored",
+                Recorded::Duplicate => "duplicate",
+            };
+            tracing::debug!(?message_id, %contract, outcome, "finance: message handled");
+            metrics_count("finance_messages_total", outcome);
+        }
+        Err(error) => {
+            let failed = fail(publisher, topology, &delivery, &contract, &error).await?;
+            tracing::warn!(?message_id, %contract, %error, dead_lettered = failed.dead_lettered, attempts = failed.attempts, "finance: message failed");
+            metrics_count(
+                "finance_messages_total",
+                if failed.dead_lettered {
+                    "dead_lettered"
+                } else {
+                    "retried"
+                },
+            );
+        }
+    }
+    delivery.acker.ack(BasicAckOptions::default()).await?;
+    Ok(())
+}
+
+fn metrics_count(name: &'static str, outcome: &'static str) {
+    // Recorded by whatever recorder the process installed (the serving
+    // process exports Prometheus); a no-op without one.
+    metrics::counter!(name, "outcome" => outcome).increment(1);
+}
+
+struct Failed {
+    attempts: i64,
+    dead_lettered: bool,
+}
+
+/// Parks a copy of a failed message in the next retry queue, or in the
+/// dead-letter queue after the last delay, and waits for the broker's
+/// confirm. The caller acks the original only after this returns.
+async fn fail(
+    publisher: &Channel,
+    topology: &Topology,
+    delivery: &Delivery,
+    contract: &str,
+    error: &BookingError,
+) -> Result<Failed, lapin::Error> {
+    let headers = delivery.properties.headers().clone().unwrap_or_default();
+    let attempts = attempts_of(&headers) + 1;
+    let mut failed_at: Vec<AMQPValue> = match headers.inner().get(FAILED_AT_HEADER) {
+        Some(AMQPValue::FieldArray(array)) => array.as_slice().to_vec(),
+        _ => Vec::new(),
+    };
+    failed_at.push(AMQPValue::LongLongInt(Utc::now().timestamp_millis()));
+    let mut headers = headers;
+    headers.insert(ATTEMPTS_HEADER.into(), AMQPValue::LongLongInt(attempts));
+    headers.insert(
+        FAILED_AT_HEADER.into(),
+        AMQPValue::FieldArray(FieldArray::from(failed_at)),
+    );
+    headers.insert(
+        ERROR_HEADER.into(),
+        AMQPValue::LongString(error.to_string().into()),
+    );
+    headers.insert(
+        ROUTING_KEY_HEADER.into(),
+        AMQPValue::LongString(contract.into()),
+    );
+    let next_delay = usize::try_from(attempts - 1)
+        .ok()
+        .and_then(|i| topology.retry_delays.get(i));
+    let (queue, dead_lettered) = match next_delay {
+        Some(delay) => (topology.retry_queue(*delay), false),
+        None => (topology.dead_letter_queue.clone(), true),
+    };
+    let properties = delivery.properties.clone().with_headers(headers);
+    publish_to_queue(publisher, &queue, &delivery.data, properties).await?;
+    Ok(Failed {
+        attempts,
+        dead_lettered,
+    })
+}
+
+/// Publishes through the default exchange straight to a queue, and waits
+/// for the confirm (the channel must be in confirm mode).
+pub(crate) async fn publish_to_queue(
+    publisher: &Channel,
+    queue: &str,
+    payload: &[u8],
+    properties: BasicProperties,
+) -> Result<(), lapin::Error> {
+    let confirmation = publisher
+        .basic_publish(
+            "",
+            queue,
+            BasicPublishOptions::default(),
+            payload,
+            properties,
+        )
+        .await?
+        .await?;
+    if confirmation.is_nack() {
+        return Err(lapin::ErrorKind::InvalidChannelState(
+            lapin::ChannelState::Error,
+            "the broker nacked a retry or dead-letter publish",
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The contract: the `type` property (the relay sets it), else the
+/// routing key the message first came with.
+pub(crate) fn contract_of(delivery: &Delivery) -> String {
+    if let Some(kind) = delivery.properties.kind() {
+        return kind.to_string();
+    }
+    match delivery
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(ROUTING_KEY_HEADER))
+    {
+        Some(AMQPValue::LongString(key)) => key.to_string(),
+        _ => delivery.routing_key.to_string(),
+    }
+}
+
+pub(crate) fn attempts_of(headers: &FieldTable) -> i64 {
+    match headers.inner().get(ATTEMPTS_HEADER) {
+        Some(AMQPValue::LongLongInt(n)) => *n,
+        Some(AMQPValue::LongInt(n)) => i64::from(*n),
+        _ => 0,
+    }
+}

@@ -1,0 +1,185 @@
+//! Finance's HTTP: the journal (keyset pages), the trial balance, and the
+//! dead letters behind the admin token.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use finance::consumer::{self, ConsumerSettings};
+use finance::{ledger, FinanceHttp};
+use pg_embedded::TestDatabase;
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(30);
+const TOKEN: &str = "s3cret-admin";
+
+async fn serve(state: FinanceHttp) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, finance::router(state)).await;
+    });
+    format!("http://{address}")
+}
+
+#[tokio::test]
+async fn journal_trial_balance_and_dead_letters_over_http() {
+    let db = TestDatabase::new(&finance::MIGRATOR)
+        .await
+        .expect("database");
+    let topology = unique_topology();
+    let publisher = Publisher::new(&topology).await;
+    let consumer = tokio::spawn(consumer::run(
+        db.pool().clone(),
+        ConsumerSettings {
+            amqp_url: amqp_url(),
+            topology: topology.clone(),
+            prefetch: 8,
+        },
+    ));
+    for i in 1..=5 {
+        publisher
+            .publish(&shipped(&format!("o-{i}"), Decimal::new(i * 100, 2)))
+            .await;
+    }
+    let mut poison = shipped("o-bad", Decimal::ONE);
+    poison.payload = "not json".into();
+    publisher.publish(&poison).await;
+    let base = serve(FinanceHttp {
+        pool: db.pool().clone(),
+        amqp_url: amqp_url(),
+        topology: topology.clone(),
+        admin_token: Some(TOKEN.into()),
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let dead_letters = || async {
+        http.get(format!("{base}/finance/admin/dead-letters"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("list")
+            .json::<Value>()
+            .await
+            .expect("json")
+    };
+    wait_until("the malformed message dead-lettered", WAIT, || async {
+        dead_letters().await["dead_letters"]
+            .as_array()
+            .map(Vec::len)
+            == Some(1)
+    })
+    .await;
+    assert_eq!(ledger::entry_count(db.pool()).await.expect("count"), 5);
+
+    // The journal in pages of two, by keyset.
+    let mut seen = Vec::new();
+    let mut after = 0;
+    loop {
+        let page: Value = http
+            .get(format!("{base}/finance/journal?after={after}&limit=2"))
+            .send()
+            .await
+            .expect("journal")
+            .json()
+            .await
+            .expect("json");
+        for entry in page["entries"].as_array().expect("entries") {
+            assert_eq!(entry["lines"].as_array().map(Vec::len), Some(2));
+            seen.push(entry["order_id"].as_str().expect("order id").to_owned());
+        }
+        match page["next_after"].as_i64() {
+            Some(next) => after = next,
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["o-1", "o-2", "o-3", "o-4", "o-5"]);
+    let bad_limit = http
+        .get(format!("{base}/finance/journal?limit=0"))
+        .send()
+        .await
+        .expect("journal");
+    assert_eq!(bad_limit.status(), 400);
+    assert_eq!(
+        bad_limit.headers()["content-type"]
+            .to_str()
+            .expect("content type"),
+        "application/problem+json"
+    );
+
+    let tb: Value = http
+        .get(format!("{base}/finance/trial-balance"))
+        .send()
+        .await
+        .expect("trial balance")
+        .json()
+        .await
+        .expect("json");
+    let eur = &tb["currencies"][0];
+    assert_eq!(eur["currency"], "EUR");
+    assert_eq!(eur["total_debits"], eur["total_credits"]);
+    assert_eq!(eur["total_debits"], "15.00");
+
+    // Admin endpoints need the token.
+    let anonymous = http
+        .get(format!("{base}/finance/admin/dead-letters"))
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(anonymous.status(), 401);
+    let wrong = http
+        .post(format!("{base}/finance/admin/dead-letters/replay"))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .expect("replay");
+    assert_eq!(wrong.status(), 401);
+    let missing = http
+        .post(format!(
+            "{base}/finance/admin/dead-letters/no-such-id/replay"
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("replay");
+    assert_eq!(missing.status(), 404);
+
+    let listed = dead_letters().await;
+    let letter = &listed["dead_letters"][0];
+    assert_eq!(letter["message_id"], poison.message_id.as_str());
+    assert_eq!(letter["payload"], "not json");
+    assert_eq!(letter["attempts"], 4);
+    let replayed: Value = http
+        .post(format!(
+            "{base}/finance/admin/dead-letters/{}/replay",
+            poison.message_id
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("replay")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(replayed["replayed"], 1);
+    // Still malformed: it goes round the retries again and back to the
+    // dead-letter queue, booking nothing.
+    wait_until(
+        "the replayed malformed message dead-lettered again",
+        WAIT,
+        || async {
+            dead_letters().await["dead_letters"]
+                .as_array()
+                .map(Vec::len)
+                == Some(1)
+        },
+    )
+    .await;
+    assert_eq!(ledger::entry_count(db.pool()).await.expect("count"), 5);
+    consumer.abort();
+    delete_topology(&topology).await;
+}
