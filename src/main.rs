@@ -6,6 +6,7 @@ mod admin;
 mod config;
 mod database;
 mod duration;
+mod finance_command;
 mod redact;
 mod serve;
 mod telemetry;
@@ -56,6 +57,12 @@ enum Command {
         #[arg(long)]
         as_of: Option<DateTime<Utc>>,
     },
+    /// The Finance service and its dead letters (its own database and
+    /// broker queues; see README, "Finance").
+    Finance {
+        #[command(subcommand)]
+        command: finance_command::FinanceCommand,
+    },
     /// Print a SKU's stock, now or at an instant.
     Stock {
         sku: String,
@@ -101,6 +108,12 @@ fn main() -> ExitCode {
 }
 
 async fn run(command: Command, config: config::Config) -> anyhow::Result<()> {
+    // Finance is another bounded context: it never opens orderstream's
+    // database (nor starts the embedded one).
+    let command = match command {
+        Command::Finance { command } => return finance_command::run(command).await,
+        other => other,
+    };
     let database = database::Database::open(&config)
         .await
         .context("could not get a database")?;
@@ -116,6 +129,9 @@ async fn run(command: Command, config: config::Config) -> anyhow::Result<()> {
         Command::Projections { command } => admin::projections(&store, command).await,
         Command::Audit { stream, as_of } => admin::audit(&store, &stream, as_of).await,
         Command::Stock { sku, at } => admin::stock(&store, &sku, at).await,
+        Command::Finance { .. } => Err(anyhow::anyhow!(
+            "finance runs without orderstream's database"
+        )),
     };
     database.shut_down().await;
     outcome

@@ -1,0 +1,145 @@
+//! `orderstream finance`: the Finance service, a bounded context of its own
+//! (its own database, fed only by the integration events on the broker), and
+//! its dead letters. It never opens orderstream's database.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use finance::dead_letters::{self, Replay};
+use finance::{FinanceConfig, Topology};
+
+#[derive(clap::Subcommand)]
+pub enum FinanceCommand {
+    /// Consume the integration events, book them, and serve the journal,
+    /// the trial balance and the dead letters over HTTP.
+    Serve(FinanceServeArgs),
+    /// Messages that failed every retry.
+    DeadLetters {
+        #[command(flatten)]
+        broker: BrokerArgs,
+        #[command(subcommand)]
+        command: DeadLettersCommand,
+    },
+}
+
+/// Where Finance's messages are.
+#[derive(clap::Args)]
+pub struct BrokerArgs {
+    /// The RabbitMQ broker the relay publishes to.
+    #[arg(long, env = "ORDERSTREAM_AMQP_URL", hide_env_values = true)]
+    amqp_url: String,
+    /// The topic exchange of the integration events.
+    #[arg(long, env = "ORDERSTREAM_AMQP_EXCHANGE", default_value = finance::topology::DEFAULT_EXCHANGE)]
+    exchange: String,
+    /// Finance's durable inbox queue (its dead letters are `<queue>` with
+    /// `.dead` instead of `.inbox`, by default `finance.dead`).
+    #[arg(long, env = "ORDERSTREAM_FINANCE_QUEUE", default_value = finance::topology::DEFAULT_QUEUE)]
+    queue: String,
+    /// Delays between the retries of a failing message; after the last it
+    /// is dead-lettered.
+    #[arg(long, env = "ORDERSTREAM_FINANCE_RETRY_DELAYS", default_value = "1s,10s,60s", value_delimiter = ',', value_parser = crate::duration::parse_positive)]
+    retry_delays: Vec<Duration>,
+}
+
+#[derive(clap::Args)]
+pub struct FinanceServeArgs {
+    #[command(flatten)]
+    broker: BrokerArgs,
+    /// Finance's own PostgreSQL database (never orderstream's).
+    #[arg(long, env = "FINANCE_DATABASE_URL", hide_env_values = true)]
+    database_url: String,
+    /// Address of Finance's HTTP API.
+    #[arg(
+        long,
+        env = "ORDERSTREAM_FINANCE_BIND",
+        default_value = "127.0.0.1:8081"
+    )]
+    bind: SocketAddr,
+    /// Bearer token of Finance's dead-letter endpoints; unset closes them.
+    #[arg(long, env = "ORDERSTREAM_FINANCE_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Unacknowledged messages the consumer holds at once.
+    #[arg(long, env = "ORDERSTREAM_FINANCE_PREFETCH", default_value_t = 16)]
+    prefetch: u16,
+}
+
+#[derive(clap::Subcommand)]
+pub enum DeadLettersCommand {
+    /// Print the dead letters (JSON lines), oldest first; they stay queued.
+    List {
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Send dead letters back to the inbox, all or one by message id.
+    Replay {
+        #[arg(
+            long,
+            conflicts_with = "message_id",
+            required_unless_present = "message_id"
+        )]
+        all: bool,
+        message_id: Option<String>,
+    },
+}
+
+impl BrokerArgs {
+    fn topology(&self) -> Topology {
+        Topology {
+            exchange: self.exchange.clone(),
+            queue: self.queue.clone(),
+            dead_letter_queue: self.queue.replace(".inbox", ".dead"),
+            retry_delays: self.retry_delays.clone(),
+        }
+    }
+}
+
+pub async fn run(command: FinanceCommand) -> anyhow::Result<()> {
+    match command {
+        FinanceCommand::Serve(args) => {
+            let config = FinanceConfig {
+                topology: args.broker.topology(),
+                database_url: args.database_url,
+                amqp_url: args.broker.amqp_url,
+                prefetch: args.prefetch,
+                listen: args.bind,
+                admin_token: args.admin_token,
+            };
+            tracing::info!(
+                listen = %config.listen,
+                exchange = %config.topology.exchange,
+                queue = %config.topology.queue,
+                "finance: starting"
+            );
+            finance::run(config, crate::serve::shutdown_signal())
+                .await
+                .context("finance stopped")
+        }
+        FinanceCommand::DeadLetters { broker, command } => {
+            let topology = broker.topology();
+            let connection = finance::topology::connect(&broker.amqp_url)
+                .await
+                .context("could not connect to the broker (ORDERSTREAM_AMQP_URL)")?;
+            let outcome = match command {
+                DeadLettersCommand::List { limit } => {
+                    let letters = dead_letters::list(&connection, &topology, limit).await?;
+                    for letter in letters {
+                        println!("{}", serde_json::to_string(&letter)?);
+                    }
+                    Ok(())
+                }
+                DeadLettersCommand::Replay { all, message_id } => {
+                    let which = match message_id {
+                        Some(id) if !all => Replay::MessageId(id),
+                        _ => Replay::All,
+                    };
+                    let replayed = dead_letters::replay(&connection, &topology, &which).await?;
+                    println!("replayed {}", replayed.replayed);
+                    Ok(())
+                }
+            };
+            let _ = connection.close(200, "done").await;
+            outcome
+        }
+    }
+}
