@@ -80,10 +80,6 @@ impl Broker {
         &self.node.dir
     }
 
-    pub(crate) fn node(&self) -> &Node {
-        &self.node
-    }
-
     /// Runs `rabbitmqctl <args>` against this node (as its OS user, with
     /// its cookie and epmd); returns what it printed.
     pub async fn rabbitmqctl(&self, args: &[&str]) -> Result<String, BrokerError> {

@@ -1,11 +1,8 @@
 //! The broker every test of a process shares, and the ways a test keeps
 //! its exchanges and queues to itself on it.
 
-use std::sync::Mutex;
-
 use tokio::sync::OnceCell;
 
-use crate::node::{add_vhost, Node};
 use crate::{Broker, BrokerError};
 
 /// The environment variable naming an existing broker for the tests
@@ -24,11 +21,9 @@ pub const TEST_URL_ENV: &str = "ORDERSTREAM_TEST_AMQP_URL";
 #[derive(Debug)]
 pub struct TestBroker {
     url: String,
-    /// The private node, when we started one (for `rabbitmqctl`).
-    node: Option<Node>,
-    // Kept for as long as the process runs; the Mutex only makes the value
-    // shareable across test threads (nothing locks it).
-    _broker: Option<Mutex<Broker>>,
+    /// The private node, when we started one; kept for as long as the
+    /// process runs.
+    broker: Option<Broker>,
 }
 
 static SHARED: OnceCell<TestBroker> = OnceCell::const_new();
@@ -48,7 +43,7 @@ impl TestBroker {
     /// Whether the broker is a node this process started (and so can
     /// administer); false for `ORDERSTREAM_TEST_AMQP_URL`.
     pub fn is_private(&self) -> bool {
-        self.node.is_some()
+        self.broker.is_some()
     }
 
     /// `<prefix>-<12 random hex digits>`: an exchange or queue name no
@@ -65,30 +60,43 @@ impl TestBroker {
     /// cannot administer without the management plugin) this returns that
     /// URL unchanged: tests must therefore still use unique names.
     pub async fn fresh_vhost(&self) -> Result<String, BrokerError> {
-        let Some(node) = &self.node else {
+        let Some(broker) = &self.broker else {
             return Ok(self.url.clone());
         };
-        let vhost = Self::unique_name("os-test");
-        add_vhost(node, &vhost).await?;
-        Ok(format!(
-            "amqp://guest:guest@127.0.0.1:{}/{vhost}",
-            node.amqp_port
-        ))
+        broker.add_vhost(&Self::unique_name("os-test")).await
     }
 }
 
 async fn start() -> Result<TestBroker, BrokerError> {
     if let Ok(url) = std::env::var(TEST_URL_ENV) {
-        return Ok(TestBroker {
-            url,
-            node: None,
-            _broker: None,
-        });
+        return Ok(TestBroker { url, broker: None });
     }
     let broker = Broker::start_temporary().await?;
     Ok(TestBroker {
         url: broker.url(),
-        node: Some(broker.node().clone()),
-        _broker: Some(Mutex::new(broker)),
+        broker: Some(broker),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TestBroker;
+
+    fn assert_shareable<T: Send + Sync>() {}
+
+    #[test]
+    fn the_shared_broker_can_live_in_a_static() {
+        assert_shareable::<TestBroker>();
+        assert_shareable::<crate::Broker>();
+    }
+
+    #[test]
+    fn unique_names_differ_and_keep_their_prefix() {
+        let (first, second) = (
+            TestBroker::unique_name("orders"),
+            TestBroker::unique_name("orders"),
+        );
+        assert_ne!(first, second);
+        assert!(first.starts_with("orders-"), "{first}");
+    }
 }

@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::install::{command_as, filesystem, log_tail};
@@ -48,7 +48,9 @@ pub(crate) struct Watchdog {
     child: Child,
     /// The `rabbitmq-server` script's pid.
     server_pid: Option<u32>,
-    lines: mpsc::Receiver<String>,
+    /// In a Mutex only so that a `Broker` is `Sync` (shareable by the
+    /// tests of a process); every use has `&mut self`.
+    lines: Mutex<mpsc::Receiver<String>>,
     exited: bool,
     /// Where this run's part of the log starts.
     log_offset: u64,
@@ -94,7 +96,7 @@ impl Watchdog {
         Ok(Watchdog {
             child,
             server_pid: None,
-            lines,
+            lines: Mutex::new(lines),
             exited: false,
             log_offset,
         })
@@ -102,7 +104,8 @@ impl Watchdog {
 
     /// Reads what the watchdog said so far; true once the node has exited.
     pub fn node_exited(&mut self) -> bool {
-        while let Ok(line) = self.lines.try_recv() {
+        let lines = self.lines.get_mut().unwrap_or_else(PoisonError::into_inner);
+        while let Ok(line) = lines.try_recv() {
             if let Some(pid) = line.strip_prefix("started ") {
                 self.server_pid = pid.trim().parse().ok();
             } else if line.starts_with("exited") {
