@@ -50,6 +50,4 @@ pub enum BrokerError {
         log: PathBuf,
         tail: String,
     },
-    #[error("{what} needs a node this process started (the broker is external: {url})")]
-    NotOurNode { what: String, url: String },
 }
