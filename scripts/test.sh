@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The README's test command: installs what the tests need when it is
-# missing (PostgreSQL server binaries, schemathesis), then runs every test:
-# the workspace's tests, and schemathesis against a served binary.
-# Works as root or not, on a clean clone, with no PostgreSQL running: the
-# tests start private clusters from the installed server binaries.
+# missing (PostgreSQL server binaries, rabbitmq-server, schemathesis), then
+# runs every test: the workspace's tests, and schemathesis against a served
+# binary.
+# Works as root or not, on a clean clone, with no PostgreSQL or RabbitMQ
+# running: the tests start private clusters and nodes from the installed
+# server packages (never the machine's own services).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +21,35 @@ if ! have_postgres_server; then
     export DEBIAN_FRONTEND=noninteractive
     as_root apt-get update -q
     as_root apt-get install -y -q postgresql
+fi
+
+# ORDERSTREAM_TEST_AMQP_URL names an existing broker instead (rabbitmq-embedded).
+have_rabbitmq_server() {
+    [ -n "${ORDERSTREAM_TEST_AMQP_URL:-}" ] ||
+        [ -n "${ORDERSTREAM_RABBITMQ_SERVER:-}" ] ||
+        [ -e /usr/lib/rabbitmq/bin/rabbitmq-server ] ||
+        compgen -G "/usr/lib/rabbitmq/lib/rabbitmq_server-*/sbin/rabbitmq-server" >/dev/null ||
+        command -v rabbitmq-server >/dev/null 2>&1
+}
+if ! have_rabbitmq_server; then
+    echo "RabbitMQ server missing: installing it (apt-get install rabbitmq-server)," \
+        "without starting its system service: the tests run private nodes"
+    export DEBIAN_FRONTEND=noninteractive
+    # policy-rc.d answering 101 forbids maintainer scripts to start services
+    # (invoke-rc.d and deb-systemd-invoke both obey it); an existing one is
+    # the machine's policy and is left alone.
+    policy=/usr/sbin/policy-rc.d
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+        as_root chmod 755 "$policy"
+        trap 'as_root rm -f "$policy"' EXIT
+    fi
+    as_root apt-get update -q
+    as_root apt-get install -y -q rabbitmq-server
+    if [ -n "$(trap -p EXIT)" ]; then
+        as_root rm -f "$policy"
+        trap - EXIT
+    fi
 fi
 
 cargo test --workspace

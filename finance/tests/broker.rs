@@ -16,11 +16,11 @@ use tokio::task::JoinHandle;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn start_consumer(pool: &PgPool, topology: &Topology) -> JoinHandle<()> {
+async fn start_consumer(pool: &PgPool, topology: &Topology) -> JoinHandle<()> {
     tokio::spawn(consumer::run(
         pool.clone(),
         ConsumerSettings {
-            amqp_url: amqp_url(),
+            amqp_url: amqp_url().await,
             topology: topology.clone(),
             prefetch: 16,
         },
@@ -46,7 +46,7 @@ async fn a_redelivered_message_id_is_booked_once() {
         .expect("database");
     let topology = unique_topology();
     let publisher = Publisher::new(&topology).await;
-    let consumer = start_consumer(db.pool(), &topology);
+    let consumer = start_consumer(db.pool(), &topology).await;
 
     let ship = shipped("o-1", eur(1250));
     publisher.publish(&ship).await;
@@ -88,7 +88,7 @@ async fn killing_the_consumer_mid_stream_books_every_message_once() {
     for message in &messages[..150] {
         publisher.publish(message).await;
     }
-    let consumer = start_consumer(db.pool(), &topology);
+    let consumer = start_consumer(db.pool(), &topology).await;
     wait_until("some messages booked", WAIT, || async {
         inbox(db.pool()).await >= 30
     })
@@ -105,7 +105,7 @@ async fn killing_the_consumer_mid_stream_books_every_message_once() {
     for message in &messages[..10] {
         publisher.publish(message).await;
     }
-    let consumer = start_consumer(db.pool(), &topology);
+    let consumer = start_consumer(db.pool(), &topology).await;
     wait_until("every message booked", WAIT, || async {
         inbox(db.pool()).await == 300
     })
@@ -153,7 +153,7 @@ async fn finance_down_while_messages_are_published_books_each_once_when_started(
     publisher.publish(&cancelled("o-3")).await;
     assert_eq!(inbox(db.pool()).await, 0);
 
-    let consumer = start_consumer(db.pool(), &topology);
+    let consumer = start_consumer(db.pool(), &topology).await;
     wait_until("every message handled", WAIT, || async {
         inbox(db.pool()).await == 6
     })
@@ -209,12 +209,12 @@ async fn a_poison_message_is_retried_with_backoff_dead_lettered_and_replayed_onc
     .execute(db.pool())
     .await
     .expect("inject the fault");
-    let consumer = start_consumer(db.pool(), &topology);
+    let consumer = start_consumer(db.pool(), &topology).await;
     let poison = shipped("o-poison", eur(4200));
     publisher.publish(&poison).await;
     publisher.publish(&shipped("o-healthy", eur(100))).await;
 
-    let connection = topology::connect(&amqp_url()).await.expect("connect");
+    let connection = topology::connect(&amqp_url().await).await.expect("connect");
     wait_until("the poison message dead-lettered", WAIT, || async {
         dead_letters::count(&connection, &topology)
             .await

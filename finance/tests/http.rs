@@ -36,7 +36,7 @@ async fn journal_trial_balance_and_dead_letters_over_http() {
     let consumer = tokio::spawn(consumer::run(
         db.pool().clone(),
         ConsumerSettings {
-            amqp_url: amqp_url(),
+            amqp_url: amqp_url().await,
             topology: topology.clone(),
             prefetch: 8,
         },
@@ -51,7 +51,7 @@ async fn journal_trial_balance_and_dead_letters_over_http() {
     publisher.publish(&poison).await;
     let base = serve(FinanceHttp {
         pool: db.pool().clone(),
-        amqp_url: amqp_url(),
+        amqp_url: amqp_url().await,
         topology: topology.clone(),
         admin_token: Some(TOKEN.into()),
     })

@@ -16,15 +16,14 @@ use rust_decimal::Decimal;
 use serde_json::json;
 use uuid::Uuid;
 
-/// The broker the tests use. The lead switches this to the private
-/// RabbitMQ harness at merge; until then a missing broker fails loudly.
-pub fn amqp_url() -> String {
-    std::env::var("ORDERSTREAM_TEST_AMQP_URL").unwrap_or_else(|_| {
-        panic!(
-            "these tests need RabbitMQ: install the rabbitmq-server package and start it, \
-             or set ORDERSTREAM_TEST_AMQP_URL (e.g. amqp://guest:guest@127.0.0.1:5672/%2f)"
-        )
-    })
+/// The broker the tests use: `ORDERSTREAM_TEST_AMQP_URL`, or a private
+/// node started once per test process (`rabbitmq-embedded`); each test
+/// isolates itself with names of its own ([`unique_topology`]).
+pub async fn amqp_url() -> String {
+    match rabbitmq_embedded::TestBroker::shared().await {
+        Ok(broker) => broker.url().to_owned(),
+        Err(error) => panic!("these tests need RabbitMQ: {error}"),
+    }
 }
 
 /// Exchange and queues of their own, so tests run in parallel; short
@@ -44,7 +43,7 @@ pub fn unique_topology() -> Topology {
 }
 
 pub async fn delete_topology(topology: &Topology) {
-    let Ok(connection) = topology::connect(&amqp_url()).await else {
+    let Ok(connection) = topology::connect(&amqp_url().await).await else {
         return;
     };
     let Ok(channel) = connection.create_channel().await else {
@@ -76,7 +75,7 @@ pub struct Publisher {
 
 impl Publisher {
     pub async fn new(topology: &Topology) -> Publisher {
-        let connection = topology::connect(&amqp_url())
+        let connection = topology::connect(&amqp_url().await)
             .await
             .expect("connect to the broker");
         let channel = connection.create_channel().await.expect("channel");
