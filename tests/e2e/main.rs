@@ -12,6 +12,7 @@ mod faults;
 mod hardening;
 mod helpers;
 mod idempotency;
+mod integration;
 mod inventory;
 mod least_privilege;
 mod numbers;

@@ -19,6 +19,26 @@ impl Server {
     /// Starts the binary on a free port against `database_url` and waits
     /// until `GET /ready` answers 200.
     pub async fn start(database_url: &str, client: &reqwest::Client, label: &str) -> Server {
+        Server::start_with(
+            &["serve"],
+            &[("DATABASE_URL", database_url)],
+            "/ready",
+            client,
+            label,
+        )
+        .await
+    }
+
+    /// Starts `orderstream <arguments>` with `environment` on a free port
+    /// (`ORDERSTREAM_BIND` and `ORDERSTREAM_FINANCE_BIND` both name it) and
+    /// waits until `ready_path` answers 200.
+    pub async fn start_with(
+        arguments: &[&str],
+        environment: &[(&str, &str)],
+        ready_path: &str,
+        client: &reqwest::Client,
+        label: &str,
+    ) -> Server {
         let port = free_port();
         let log = std::env::temp_dir().join(format!(
             "orderstream-serve-{}-{label}.log",
@@ -26,9 +46,10 @@ impl Server {
         ));
         let log_file = std::fs::File::create(&log).expect("create the server log");
         let child = Command::new(env!("CARGO_BIN_EXE_orderstream"))
-            .arg("serve")
-            .env("DATABASE_URL", database_url)
+            .args(arguments)
+            .envs(environment.iter().copied())
             .env("ORDERSTREAM_BIND", format!("127.0.0.1:{port}"))
+            .env("ORDERSTREAM_FINANCE_BIND", format!("127.0.0.1:{port}"))
             .env("ORDERSTREAM_FULFILMENT", "auto")
             .env("ORDERSTREAM_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("RUST_LOG", "warn")
@@ -42,26 +63,26 @@ impl Server {
             base: format!("http://127.0.0.1:{port}"),
             log,
         };
-        server.wait_ready(client).await;
+        server.wait_ready(client, ready_path).await;
         server
     }
 
-    async fn wait_ready(&mut self, client: &reqwest::Client) {
+    async fn wait_ready(&mut self, client: &reqwest::Client, ready_path: &str) {
         let deadline = Instant::now() + PATIENCE;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!(
-                    "orderstream serve exited with {status} before it was ready; log: {}",
+                    "orderstream exited with {status} before it was ready; log: {}",
                     self.log.display()
                 );
             }
-            let ready = client.get(self.url("/ready")).send().await;
+            let ready = client.get(self.url(ready_path)).send().await;
             if ready.is_ok_and(|response| response.status() == 200) {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "orderstream serve was not ready within {PATIENCE:?}; log: {}",
+                "orderstream was not ready within {PATIENCE:?}; log: {}",
                 self.log.display()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -1,0 +1,220 @@
+//! orderstream and Finance integrated over a real RabbitMQ, as two
+//! processes of the real binary: `serve` publishes integration events
+//! through its relay, `finance serve` books them into its own database.
+//! Finance is SIGKILLed part-way and started again while orders keep
+//! flowing; afterwards the books hold every shipped, paid and written-off
+//! order exactly once, and they balance.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use event_store::MIGRATOR;
+use pg_embedded::TestDatabase;
+use rabbitmq_embedded::TestBroker;
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+
+use crate::helpers::{order_body, ADMIN_TOKEN, PATIENCE};
+use crate::served::Server;
+
+const SKU: &str = "INTEGRATION-A";
+const ORDERS: usize = 12;
+
+async fn post(client: &reqwest::Client, server: &Server, path: &str, body: &Value) -> Value {
+    let response = client
+        .post(server.url(path))
+        .json(body)
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("POST {path}: {error}"));
+    assert!(response.status().is_success(), "POST {path}: {}", response.status());
+    response.json().await.expect("a JSON body")
+}
+
+async fn get(client: &reqwest::Client, server: &Server, path: &str) -> Value {
+    let response = client
+        .get(server.url(path))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("GET {path}: {error}"));
+    assert_eq!(response.status(), 200, "GET {path}");
+    response.json().await.expect("a JSON body")
+}
+
+/// Order `i` is declined every fourth time, else paid.
+fn method(i: usize) -> &'static str {
+    if i % 4 == 3 {
+        "card_declined"
+    } else {
+        "card_ok"
+    }
+}
+
+fn decimal(value: &Value) -> Decimal {
+    value
+        .as_str()
+        .and_then(|text| text.parse().ok())
+        .or_else(|| value.as_f64().and_then(|f| Decimal::try_from(f).ok()))
+        .unwrap_or_else(|| panic!("a decimal amount, got {value}"))
+}
+
+/// Account code -> (debits, credits) of the USD trial balance.
+fn usd_accounts(trial_balance: &Value) -> Option<HashMap<String, (Decimal, Decimal)>> {
+    let currencies = trial_balance["currencies"].as_array()?;
+    let usd = currencies.iter().find(|c| c["currency"] == "USD")?;
+    assert_eq!(
+        decimal(&usd["total_debits"]),
+        decimal(&usd["total_credits"]),
+        "the books balance: {usd}"
+    );
+    Some(
+        usd["accounts"]
+            .as_array()?
+            .iter()
+            .map(|account| {
+                (
+                    account["account"].as_str().unwrap_or_default().to_owned(),
+                    (decimal(&account["debits"]), decimal(&account["credits"])),
+                )
+            })
+            .collect(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_reach_the_books_once_through_the_broker_even_when_finance_is_killed() {
+    let client = reqwest::Client::new();
+    let broker = TestBroker::shared()
+        .await
+        .unwrap_or_else(|error| panic!("this test needs RabbitMQ: {error}"));
+    let orders_db = TestDatabase::new(&MIGRATOR).await.expect("orderstream's database");
+    let finance_db = TestDatabase::new(&finance::MIGRATOR)
+        .await
+        .expect("finance's database");
+    let exchange = TestBroker::unique_name("it-events");
+    let queue = format!("{}.inbox", TestBroker::unique_name("it-finance"));
+    let finance_env = [
+        ("FINANCE_DATABASE_URL", finance_db.url()),
+        ("ORDERSTREAM_AMQP_URL", broker.url()),
+        ("ORDERSTREAM_AMQP_EXCHANGE", exchange.as_str()),
+        ("ORDERSTREAM_FINANCE_QUEUE", queue.as_str()),
+        ("ORDERSTREAM_FINANCE_RETRY_DELAYS", "100ms,200ms,400ms"),
+        ("ORDERSTREAM_FINANCE_ADMIN_TOKEN", ADMIN_TOKEN),
+    ];
+    let start_finance = |label: &'static str| {
+        Server::start_with(
+            &["finance", "serve"],
+            &finance_env,
+            "/finance/trial-balance",
+            &client,
+            label,
+        )
+    };
+    // Finance first: its queue must be bound before the relay publishes.
+    let mut finance = start_finance("finance-1").await;
+    let orderstream = Server::start_with(
+        &["serve"],
+        &[
+            ("DATABASE_URL", orders_db.url()),
+            ("ORDERSTREAM_AMQP_URL", broker.url()),
+            ("ORDERSTREAM_AMQP_EXCHANGE", exchange.as_str()),
+        ],
+        "/ready",
+        &client,
+        "orderstream",
+    )
+    .await;
+    post(
+        &client,
+        &orderstream,
+        &format!("/inventory/{SKU}/receipts"),
+        &json!({"quantity": 1000}),
+    )
+    .await;
+
+    let mut orders = Vec::new();
+    for i in 0..ORDERS {
+        if i == ORDERS / 2 {
+            // Finance dies with messages in flight; orders keep flowing.
+            finance.kill();
+        }
+        let placed = post(&client, &orderstream, "/orders", &order_body(&[(SKU, 1 + i as i64 % 3)], method(i))).await;
+        orders.push(placed["order_id"].as_str().expect("order_id").to_owned());
+    }
+
+    // Every order reaches its final state without Finance.
+    let mut expected_revenue = Decimal::ZERO;
+    let mut expected_cash = Decimal::ZERO;
+    let mut expected_bad_debt = Decimal::ZERO;
+    let deadline = Instant::now() + PATIENCE;
+    for order_id in &orders {
+        loop {
+            let order = get(&client, &orderstream, &format!("/orders/{order_id}")).await;
+            match order["status"].as_str() {
+                Some("paid") => {
+                    expected_revenue += decimal(&order["total"]);
+                    expected_cash += decimal(&order["total"]);
+                    break;
+                }
+                Some("payment_failed") => {
+                    expected_revenue += decimal(&order["total"]);
+                    expected_bad_debt += decimal(&order["total"]);
+                    break;
+                }
+                other => assert!(
+                    Instant::now() < deadline,
+                    "order {order_id} is still {other:?}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert!(expected_bad_debt > Decimal::ZERO && expected_cash > Decimal::ZERO);
+
+    finance = start_finance("finance-2").await;
+    let deadline = Instant::now() + PATIENCE;
+    let books = loop {
+        let trial_balance = get(&client, &finance, "/finance/trial-balance").await;
+        if let Some(accounts) = usd_accounts(&trial_balance) {
+            let revenue = accounts.get("4000").map_or(Decimal::ZERO, |(_, credits)| *credits);
+            let cash = accounts.get("1000").map_or(Decimal::ZERO, |(debits, _)| *debits);
+            let bad_debt = accounts.get("6100").map_or(Decimal::ZERO, |(debits, _)| *debits);
+            if (revenue, cash, bad_debt) == (expected_revenue, expected_cash, expected_bad_debt) {
+                break accounts;
+            }
+            // Never more than once: a double booking would overshoot.
+            assert!(
+                revenue <= expected_revenue && cash <= expected_cash && bad_debt <= expected_bad_debt,
+                "booked more than happened: {trial_balance}"
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the books never caught up: expected revenue {expected_revenue}, cash {expected_cash}, \
+             bad debt {expected_bad_debt}; log: {}",
+            finance.log().display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Receivables: shipped minus paid minus written off.
+    let (receivable_debits, receivable_credits) = books.get("1200").copied().unwrap_or_default();
+    assert_eq!(receivable_debits - receivable_credits, Decimal::ZERO, "{books:?}");
+
+    // Nothing failed on the way: no dead letters, nothing parked.
+    let dead = get(&client, &finance, "/finance/admin/dead-letters").await;
+    assert_eq!(
+        dead["dead_letters"].as_array().map(Vec::len),
+        Some(0),
+        "dead letters: {dead}"
+    );
+    let subscriptions = get(&client, &orderstream, "/subscriptions").await;
+    assert!(
+        subscriptions
+            .as_array()
+            .expect("subscriptions")
+            .iter()
+            .all(|s| s["parked"] == 0),
+        "{subscriptions}"
+    );
+}
