@@ -17,7 +17,7 @@ pub mod payloads;
 
 use uuid::Uuid;
 
-pub use mapping::{integration_events, needs_history};
+pub use mapping::{fold_stock, integration_events, needs_history, stock_changes};
 pub use payloads::{Contract, CONTRACTS};
 
 /// One message to publish.

@@ -330,12 +330,27 @@ fn inventory(
     event: &RecordedEvent,
     earlier: &[RecordedEvent],
 ) -> Result<Vec<IntegrationEvent>, ContractError> {
+    Ok(stock_changes(event, fold_stock(earlier)?)?.0)
+}
+
+/// The stock of an inventory stream after `events` (oldest first).
+pub fn fold_stock(events: &[RecordedEvent]) -> Result<Inventory, ContractError> {
     let mut stock = Inventory::default();
-    for before in earlier {
-        stock = stock.apply(&decode::<InventoryEvent>(before)?);
+    for event in events {
+        stock = stock.apply(&decode::<InventoryEvent>(event)?);
     }
+    Ok(stock)
+}
+
+/// The `stock.changed.v1` messages of an inventory event, given the stock
+/// before it, and the stock after it (so a caller that sees a stream's
+/// events in order can keep the state instead of reading the stream again).
+pub fn stock_changes(
+    event: &RecordedEvent,
+    before: Inventory,
+) -> Result<(Vec<IntegrationEvent>, Inventory), ContractError> {
     let change = decode::<InventoryEvent>(event)?;
-    let stock = stock.apply(&change);
+    let stock = before.apply(&change);
     let sku = change.sku().as_str().to_owned();
     let moves: Vec<(StockChange, String, i64)> = match &change {
         InventoryEvent::Received {
@@ -354,7 +369,7 @@ fn inventory(
         InventoryEvent::Released { allocations, .. } => moved(StockChange::Released, allocations),
         InventoryEvent::Committed { allocations, .. } => moved(StockChange::Committed, allocations),
     };
-    moves
+    let messages = moves
         .into_iter()
         .enumerate()
         .map(|(index, (change, warehouse, quantity))| {
@@ -378,7 +393,8 @@ fn inventory(
                 },
             )
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((messages, stock))
 }
 
 fn moved(

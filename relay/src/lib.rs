@@ -23,8 +23,14 @@
 mod message;
 mod publisher;
 
-use std::sync::Arc;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use aggregates::inventory::Inventory;
+use aggregates::Aggregate;
+use contracts::IntegrationEvent;
+use lru::LruCache;
 
 use async_trait::async_trait;
 use event_store::{EventStore, FailureClass, RecordedEvent, StreamRead};
@@ -67,10 +73,18 @@ impl RelayConfig {
     }
 }
 
+/// Inventory streams whose stock the relay keeps between events.
+const KEPT_STOCKS: usize = 4096;
+
 /// The relay as a subscriber of the runtime.
 pub struct IntegrationRelay {
     store: EventStore,
     publisher: Publisher,
+    /// The stock of recently seen inventory streams after their last
+    /// mapped event (its version): the runtime hands a stream's events over
+    /// in order, so the next one maps without reading the stream again (a
+    /// busy SKU's stream is long).
+    stocks: Mutex<LruCache<String, (i64, Inventory)>>,
 }
 
 impl IntegrationRelay {
@@ -78,7 +92,40 @@ impl IntegrationRelay {
         IntegrationRelay {
             store,
             publisher: Publisher::new(config),
+            stocks: Mutex::new(LruCache::new(
+                NonZeroUsize::new(KEPT_STOCKS).unwrap_or(NonZeroUsize::MIN),
+            )),
         }
+    }
+
+    /// The messages of `event`, reading the earlier events of its stream
+    /// only when the mapping needs them and no kept state will do.
+    async fn messages(&self, event: &RecordedEvent) -> Result<Vec<IntegrationEvent>, HandlerError> {
+        let permanent = |error| HandlerError::with_class(FailureClass::Permanent, error);
+        if event.category() != Inventory::CATEGORY {
+            let earlier = if contracts::needs_history(event) {
+                self.earlier(event).await?
+            } else {
+                Vec::new()
+            };
+            return contracts::integration_events(event, &earlier).map_err(permanent);
+        }
+        let kept = self
+            .stocks
+            .lock()
+            .ok()
+            .and_then(|mut stocks| stocks.pop(&event.stream_id))
+            .filter(|(version, _)| *version == event.stream_version - 1)
+            .map(|(_, stock)| stock);
+        let before = match kept {
+            Some(stock) => stock,
+            None => contracts::fold_stock(&self.earlier(event).await?).map_err(permanent)?,
+        };
+        let (messages, after) = contracts::stock_changes(event, before).map_err(permanent)?;
+        if let Ok(mut stocks) = self.stocks.lock() {
+            stocks.put(event.stream_id.clone(), (event.stream_version, after));
+        }
+        Ok(messages)
     }
 
     /// The relay, ready to hand to `SubscriptionRuntime::start_with`.
@@ -115,13 +162,7 @@ impl Reactor for IntegrationRelay {
     }
 
     async fn react(&self, event: &RecordedEvent) -> Result<(), HandlerError> {
-        let earlier = if contracts::needs_history(event) {
-            self.earlier(event).await?
-        } else {
-            Vec::new()
-        };
-        let messages = contracts::integration_events(event, &earlier)
-            .map_err(|error| HandlerError::with_class(FailureClass::Permanent, error))?;
+        let messages = self.messages(event).await?;
         for message in &messages {
             self.publisher
                 .publish(event, message)

@@ -11,6 +11,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::*;
+use crate::{fold_stock, stock_changes};
 
 fn recorded(stream_id: &str, version: i64, event: &impl DomainEvent) -> RecordedEvent {
     RecordedEvent {
@@ -447,4 +448,32 @@ fn every_contract_has_a_json_schema_with_its_fields() {
     }
     assert_eq!(schema["properties"]["total"]["type"], "string");
     assert_eq!(CONTRACTS.len(), 9);
+}
+
+#[test]
+fn stock_changes_from_a_kept_state_equal_those_from_the_whole_stream() {
+    let stream = "inventory-SKU-2";
+    let events: Vec<RecordedEvent> = (1..=6)
+        .map(|version| {
+            recorded(
+                stream,
+                version,
+                &InventoryEvent::Received {
+                    sku: sku("SKU-2"),
+                    warehouse: warehouse(if version % 2 == 0 { "north" } else { "south" }),
+                    quantity: version as u64,
+                },
+            )
+        })
+        .collect();
+    let mut kept = aggregates::inventory::Inventory::default();
+    for (index, event) in events.iter().enumerate() {
+        let (messages, after) = stock_changes(event, kept).expect("maps");
+        assert_eq!(
+            messages,
+            integration_events(event, &events[..index]).expect("maps")
+        );
+        assert_eq!(after, fold_stock(&events[..=index]).expect("folds"));
+        kept = after;
+    }
 }

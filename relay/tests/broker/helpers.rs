@@ -159,8 +159,23 @@ impl TestApp {
             .status()
     }
 
-    /// Every event of the log, in log order.
+    /// Every event committed so far, in log order (waiting until log
+    /// readers can see the last one: the visible head can trail it).
     pub async fn log(&self) -> Vec<RecordedEvent> {
+        let last: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT transaction_id, position FROM events \
+             ORDER BY transaction_id DESC, position DESC LIMIT 1",
+        )
+        .fetch_optional(self.store.pool())
+        .await
+        .expect("last event");
+        if let Some(last) = last {
+            wait_until("the log head reaches the last committed event", || async {
+                let head = self.store.head().await.expect("head");
+                (head.transaction_id, head.position) >= last
+            })
+            .await;
+        }
         let mut events = Vec::new();
         let mut after = LogCursor::default();
         loop {
@@ -187,6 +202,20 @@ impl TestApp {
             earlier.push(event);
         }
         expected
+    }
+
+    /// The body each message must have, by message id.
+    pub async fn expected_bodies(&self) -> HashMap<Uuid, serde_json::Value> {
+        let mut streams: HashMap<String, Vec<RecordedEvent>> = HashMap::new();
+        let mut bodies = HashMap::new();
+        for event in self.log().await {
+            let earlier = streams.entry(event.stream_id.clone()).or_default();
+            for message in contracts::integration_events(&event, earlier).expect("maps") {
+                bodies.insert(message.message_id, message.payload);
+            }
+            earlier.push(event);
+        }
+        bodies
     }
 
     /// Messages the broker rejects stay parked: how many the relay parked.
