@@ -165,7 +165,13 @@ impl Config {
                         .as_deref()
                         .map(str::trim)
                         .filter(|url| !url.is_empty())
-                        .map(|url| RelayConfig::new(url, args.amqp_exchange.clone())),
+                        .map(|url| RelayConfig::parse(url, &args.amqp_exchange))
+                        .transpose()
+                        .map_err(|error| {
+                            anyhow::anyhow!(
+                                "ORDERSTREAM_AMQP_URL / ORDERSTREAM_AMQP_EXCHANGE: {error}"
+                            )
+                        })?,
                 })
             })
             .transpose()?;
@@ -304,6 +310,29 @@ mod tests {
         let relay = serve.relay.expect("the relay is on");
         assert_eq!(relay.url, "amqp://relay:pw@127.0.0.1:5672/%2f");
         assert_eq!(relay.exchange, "estate.events");
+    }
+
+    #[test]
+    fn a_broker_url_that_is_not_amqp_is_refused_at_start_up() {
+        use clap::Parser;
+        let given = ServeCommandLine::try_parse_from([
+            "orderstream",
+            "--amqp-url",
+            "http://user:secret@mq:5672/",
+        ])
+        .expect("a command line");
+        let error = Config::load(&given.global, Some(&given.serve))
+            .err()
+            .expect("refused");
+        assert!(
+            error.to_string().contains("ORDERSTREAM_AMQP_URL"),
+            "{error}"
+        );
+        assert!(!error.to_string().contains("secret"), "{error}");
+        let unset = ServeCommandLine::try_parse_from(["orderstream", "--amqp-url", " "])
+            .expect("a command line");
+        let config = Config::load(&unset.global, Some(&unset.serve)).expect("a configuration");
+        assert!(config.serve.expect("serve").relay.is_none(), "blank: off");
     }
 
     #[test]

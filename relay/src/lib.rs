@@ -63,6 +63,17 @@ pub struct RelayConfig {
 impl RelayConfig {
     pub const DEFAULT_EXCHANGE: &'static str = "orderstream.events";
 
+    /// The settings for `url`, refused at start-up when it is not an
+    /// AMQP URL (the relay would otherwise retry it forever as an outage).
+    pub fn parse(url: &str, exchange: &str) -> Result<Self, InvalidRelayConfig> {
+        url.parse::<lapin::uri::AMQPUri>()
+            .map_err(InvalidRelayConfig::Url)?;
+        if exchange.trim().is_empty() || exchange.len() > 255 {
+            return Err(InvalidRelayConfig::Exchange(exchange.to_owned()));
+        }
+        Ok(Self::new(url, exchange))
+    }
+
     pub fn new(url: impl Into<String>, exchange: impl Into<String>) -> Self {
         RelayConfig {
             url: url.into(),
@@ -75,6 +86,16 @@ impl RelayConfig {
 
 /// Inventory streams whose stock the relay keeps between events.
 const KEPT_STOCKS: usize = 4096;
+
+/// Why the relay's settings are refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidRelayConfig {
+    /// The parser's message (it never includes the password).
+    #[error("not an AMQP URL (amqp://user:password@host:port/vhost): {0}")]
+    Url(String),
+    #[error("an exchange name is 1 to 255 characters, got {0:?}")]
+    Exchange(String),
+}
 
 /// The relay as a subscriber of the runtime.
 pub struct IntegrationRelay {
