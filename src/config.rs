@@ -321,9 +321,7 @@ mod tests {
             "http://user:secret@mq:5672/",
         ])
         .expect("a command line");
-        let error = Config::load(&given.global, Some(&given.serve))
-            .err()
-            .expect("refused");
+        let error = Config::load(&given.global, Some(&given.serve)).expect_err("refused");
         assert!(
             error.to_string().contains("ORDERSTREAM_AMQP_URL"),
             "{error}"
