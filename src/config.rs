@@ -11,6 +11,7 @@ use commands::ExecutorOptions;
 use event_store::StoreOptions;
 use pg_embedded::ClusterOptions;
 use projections::runtime::{Fulfilment, RuntimeOptions};
+use relay::RelayConfig;
 
 use crate::redact;
 
@@ -83,6 +84,13 @@ pub struct ServeArgs {
     /// Run the subscriptions only, with no HTTP listener.
     #[arg(long)]
     workers_only: bool,
+    /// RabbitMQ to publish the integration events to
+    /// (`amqp://user:password@host:5672/%2f`); unset, the relay is off.
+    #[arg(long, env = "ORDERSTREAM_AMQP_URL", hide_env_values = true)]
+    amqp_url: Option<String>,
+    /// The durable topic exchange the relay publishes to (declared when missing).
+    #[arg(long, env = "ORDERSTREAM_AMQP_EXCHANGE", default_value = relay::RelayConfig::DEFAULT_EXCHANGE)]
+    amqp_exchange: String,
 }
 
 /// Which PostgreSQL the process uses.
@@ -116,6 +124,8 @@ pub struct ServeConfig {
     pub workers_only: bool,
     pub executor: ExecutorOptions,
     pub runtime: RuntimeOptions,
+    /// The integration relay's broker; `None`: the relay is off.
+    pub relay: Option<RelayConfig>,
 }
 
 impl Config {
@@ -150,6 +160,18 @@ impl Config {
                         fulfilment: fulfilment(args.fulfilment)?,
                         ..RuntimeOptions::default()
                     },
+                    relay: args
+                        .amqp_url
+                        .as_deref()
+                        .map(str::trim)
+                        .filter(|url| !url.is_empty())
+                        .map(|url| RelayConfig::parse(url, &args.amqp_exchange))
+                        .transpose()
+                        .map_err(|error| {
+                            anyhow::anyhow!(
+                                "ORDERSTREAM_AMQP_URL / ORDERSTREAM_AMQP_EXCHANGE: {error}"
+                            )
+                        })?,
                 })
             })
             .transpose()?;
@@ -228,6 +250,15 @@ impl fmt::Display for Config {
                 serve.api.shutdown_grace,
                 serve.api.idempotency_ttl
             )?;
+            match &serve.relay {
+                Some(relay) => write!(
+                    f,
+                    " amqp_url=\"{}\" amqp_exchange={}",
+                    redact::broker_url(&relay.url),
+                    relay.exchange
+                )?,
+                None => write!(f, " amqp_url=unset")?,
+            }
         }
         Ok(())
     }
@@ -258,6 +289,10 @@ mod tests {
             "manual",
             "--bind",
             "127.0.0.1:9999",
+            "--amqp-url",
+            "amqp://relay:pw@127.0.0.1:5672/%2f",
+            "--amqp-exchange",
+            "estate.events",
         ])
         .expect("a valid command line");
         let config = Config::load(&given.global, Some(&given.serve)).expect("a configuration");
@@ -272,6 +307,30 @@ mod tests {
         );
         assert_eq!(serve.runtime.fulfilment, Fulfilment::Manual);
         assert_eq!(serve.bind, "127.0.0.1:9999");
+        let relay = serve.relay.expect("the relay is on");
+        assert_eq!(relay.url, "amqp://relay:pw@127.0.0.1:5672/%2f");
+        assert_eq!(relay.exchange, "estate.events");
+    }
+
+    #[test]
+    fn a_broker_url_that_is_not_amqp_is_refused_at_start_up() {
+        use clap::Parser;
+        let given = ServeCommandLine::try_parse_from([
+            "orderstream",
+            "--amqp-url",
+            "http://user:secret@mq:5672/",
+        ])
+        .expect("a command line");
+        let error = Config::load(&given.global, Some(&given.serve)).expect_err("refused");
+        assert!(
+            error.to_string().contains("ORDERSTREAM_AMQP_URL"),
+            "{error}"
+        );
+        assert!(!error.to_string().contains("secret"), "{error}");
+        let unset = ServeCommandLine::try_parse_from(["orderstream", "--amqp-url", " "])
+            .expect("a command line");
+        let config = Config::load(&unset.global, Some(&unset.serve)).expect("a configuration");
+        assert!(config.serve.expect("serve").relay.is_none(), "blank: off");
     }
 
     #[test]
@@ -290,6 +349,10 @@ mod tests {
                 workers_only: false,
                 executor: ExecutorOptions::default(),
                 runtime: RuntimeOptions::default(),
+                relay: Some(RelayConfig::new(
+                    "amqp://relay:broker-secret@mq:5672/%2f",
+                    "orderstream.events",
+                )),
             }),
         };
         let printed = config.to_string();
@@ -300,5 +363,10 @@ mod tests {
             "{printed}"
         );
         assert!(printed.contains("admin_token=set"), "{printed}");
+        assert!(!printed.contains("broker-secret"), "{printed}");
+        assert!(
+            printed.contains("amqp://relay:***@mq:5672/%2f"),
+            "{printed}"
+        );
     }
 }

@@ -18,6 +18,11 @@ pub fn connection_string(connection: &str) -> String {
 
 /// Parameter names whose values are secrets (`password`, `sslpassword`,
 /// and anything else naming a password or a secret).
+/// An AMQP broker URL with its password hidden.
+pub fn broker_url(url: &str) -> String {
+    redact_url(url.trim()).unwrap_or_else(|| "<unparseable broker URL>".to_owned())
+}
+
 fn is_secret(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     key.contains("password") || key.contains("secret")

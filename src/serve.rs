@@ -5,7 +5,7 @@ use anyhow::Context;
 use api::AppState;
 use commands::CommandExecutor;
 use event_store::EventStore;
-use projections::runtime::SubscriptionRuntime;
+use projections::runtime::{standard_subscribers, SubscriptionRuntime};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -29,8 +29,17 @@ pub async fn serve(store: &EventStore, database: &str, args: ServeConfig) -> any
         Some(listener)
     };
     let fulfilment = args.runtime.fulfilment;
-    let runtime =
-        (!args.api_only).then(|| SubscriptionRuntime::start(executor.clone(), args.runtime));
+    let runtime = (!args.api_only).then(|| {
+        let mut subscribers = standard_subscribers(&executor, &args.runtime);
+        match &args.relay {
+            Some(config) => subscribers.push(relay::IntegrationRelay::subscriber(
+                store.clone(),
+                config.clone(),
+            )),
+            None => tracing::info!("{}", relay::OFF_MESSAGE),
+        }
+        SubscriptionRuntime::start_with(store.clone(), subscribers, args.runtime)
+    });
     let served = match listener {
         Some(listener) => {
             tracing::info!(

@@ -96,7 +96,14 @@ pub async fn refresh_database_gauges(store: &EventStore) {
         }
     };
     metrics::gauge!(LOG_HEAD).set(head.position as f64);
-    for entry in CATALOGUE {
+    let entries = match projections::operations::listed_entries(store).await {
+        Ok(entries) => entries,
+        Err(error) => {
+            tracing::warn!(%error, "metrics: could not list the subscriptions");
+            CATALOGUE.iter().collect()
+        }
+    };
+    for entry in entries {
         match subscription_counts(store, entry, head).await {
             Ok((lag, parked)) => {
                 metrics::gauge!(SUBSCRIPTION_LAG, "subscription" => entry.name).set(lag as f64);

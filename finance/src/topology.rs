@@ -22,7 +22,8 @@ use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptio
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 
-use crate::contracts::CONSUMED;
+/// The binding key that matches every routing key of the topic exchange.
+const ALL_CONTRACTS: &str = "#";
 
 pub const DEFAULT_EXCHANGE: &str = "orderstream.events";
 pub const DEFAULT_QUEUE: &str = "finance.inbox";
@@ -83,17 +84,19 @@ impl Topology {
         channel
             .queue_declare(&self.queue, durable, FieldTable::default())
             .await?;
-        for contract in CONSUMED {
-            channel
-                .queue_bind(
-                    &self.queue,
-                    &self.exchange,
-                    contract,
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await?;
-        }
+        // Every contract, not only the ones booked (`CONSUMED`): the relay
+        // publishes with `mandatory` and parks what no queue takes, so the
+        // only consumer of the estate takes all and acks what it does not
+        // book. A consumer beside it may bind narrower keys.
+        channel
+            .queue_bind(
+                &self.queue,
+                &self.exchange,
+                ALL_CONTRACTS,
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
         for delay in &self.retry_delays {
             let mut arguments = FieldTable::default();
             let ttl_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);

@@ -3,7 +3,10 @@
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
-use tokio::sync::OnceCell;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, OnceCell};
 
 use crate::{Cluster, ClusterOptions, EmbeddedError};
 
@@ -15,7 +18,9 @@ struct TestServer {
 }
 
 static SERVER: OnceCell<TestServer> = OnceCell::const_new();
-static TEMPLATE: OnceCell<String> = OnceCell::const_new();
+/// One template per set of migrations (a process may test orderstream's
+/// database and Finance's side by side).
+static TEMPLATES: Mutex<BTreeMap<u64, Arc<OnceCell<String>>>> = Mutex::const_new(BTreeMap::new());
 
 /// A database of its own for one test, with every migration applied.
 #[derive(Debug, Clone)]
@@ -30,7 +35,13 @@ impl TestDatabase {
     /// per process (and per set of migrations, across processes).
     pub async fn new(migrator: &'static Migrator) -> Result<TestDatabase, EmbeddedError> {
         let server = SERVER.get_or_try_init(start_server).await?;
-        let template = TEMPLATE
+        let cell = TEMPLATES
+            .lock()
+            .await
+            .entry(migrations_digest(migrator))
+            .or_default()
+            .clone();
+        let template = cell
             .get_or_try_init(|| create_template(&server.admin_url, migrator))
             .await?;
         let name = format!("orderstream_test_{}", uuid::Uuid::new_v4().simple());

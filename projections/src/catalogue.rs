@@ -58,6 +58,14 @@ pub const CATALOGUE: &[CatalogueEntry] = &[
     reactor(payment::NAME, Some(Order::CATEGORY)),
 ];
 
+/// The integration relay (crate `relay`): it runs only when a broker is
+/// configured, so it is listed (status, metrics) once it has run.
+pub const INTEGRATION_RELAY: &str = "integration-relay";
+
+/// Subscriptions that run only when configured; listed with the
+/// catalogue once they have reported a status.
+pub const OPTIONAL: &[CatalogueEntry] = &[reactor(INTEGRATION_RELAY, None)];
+
 /// The catalogue entry named `name`.
 pub fn find(name: &str) -> Option<&'static CatalogueEntry> {
     CATALOGUE.iter().find(|entry| entry.name == name)

@@ -7,7 +7,7 @@ use event_store::{EventStore, LogCursor, LogFilter, StoreError};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::catalogue::{self, SubscriberKind, CATALOGUE};
+use crate::catalogue::{self, CatalogueEntry, SubscriberKind, CATALOGUE, OPTIONAL};
 use crate::runtime::{
     enqueue_request, outcome_of, RequestKind, RequestOutcome, SubscriptionState, PARKED_COUNT_SQL,
 };
@@ -49,12 +49,31 @@ pub struct SubscriptionStatus {
 /// An owner that has not reported for this long is taken for dead.
 const STALE_AFTER_SECONDS: f64 = 15.0;
 
+/// The standard catalogue, and the optional subscriptions (the
+/// integration relay) that have run against this database.
+pub async fn listed_entries(
+    store: &EventStore,
+) -> Result<Vec<&'static CatalogueEntry>, OperationsError> {
+    let mut entries: Vec<&'static CatalogueEntry> = CATALOGUE.iter().collect();
+    for entry in OPTIONAL {
+        let reported: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT FROM subscription_status WHERE name = $1)")
+                .bind(entry.name)
+                .fetch_one(store.pool())
+                .await?;
+        if reported {
+            entries.push(entry);
+        }
+    }
+    Ok(entries)
+}
+
 pub async fn subscription_statuses(
     store: &EventStore,
 ) -> Result<Vec<SubscriptionStatus>, OperationsError> {
     let head = store.head().await?;
     let mut statuses = Vec::new();
-    for entry in CATALOGUE {
+    for entry in listed_entries(store).await? {
         let name = entry.name;
         let cursor = store.load_checkpoint(name).await?.unwrap_or_default();
         // Only the events the subscription reads count: a category

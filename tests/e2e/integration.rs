@@ -27,7 +27,11 @@ async fn post(client: &reqwest::Client, server: &Server, path: &str, body: &Valu
         .send()
         .await
         .unwrap_or_else(|error| panic!("POST {path}: {error}"));
-    assert!(response.status().is_success(), "POST {path}: {}", response.status());
+    assert!(
+        response.status().is_success(),
+        "POST {path}: {}",
+        response.status()
+    );
     response.json().await.expect("a JSON body")
 }
 
@@ -88,7 +92,9 @@ async fn orders_reach_the_books_once_through_the_broker_even_when_finance_is_kil
     let broker = TestBroker::shared()
         .await
         .unwrap_or_else(|error| panic!("this test needs RabbitMQ: {error}"));
-    let orders_db = TestDatabase::new(&MIGRATOR).await.expect("orderstream's database");
+    let orders_db = TestDatabase::new(&MIGRATOR)
+        .await
+        .expect("orderstream's database");
     let finance_db = TestDatabase::new(&finance::MIGRATOR)
         .await
         .expect("finance's database");
@@ -139,7 +145,13 @@ async fn orders_reach_the_books_once_through_the_broker_even_when_finance_is_kil
             // Finance dies with messages in flight; orders keep flowing.
             finance.kill();
         }
-        let placed = post(&client, &orderstream, "/orders", &order_body(&[(SKU, 1 + i as i64 % 3)], method(i))).await;
+        let placed = post(
+            &client,
+            &orderstream,
+            "/orders",
+            &order_body(&[(SKU, 1 + i as i64 % 3)], method(i)),
+        )
+        .await;
         orders.push(placed["order_id"].as_str().expect("order_id").to_owned());
     }
 
@@ -177,15 +189,23 @@ async fn orders_reach_the_books_once_through_the_broker_even_when_finance_is_kil
     let books = loop {
         let trial_balance = get(&client, &finance, "/finance/trial-balance").await;
         if let Some(accounts) = usd_accounts(&trial_balance) {
-            let revenue = accounts.get("4000").map_or(Decimal::ZERO, |(_, credits)| *credits);
-            let cash = accounts.get("1000").map_or(Decimal::ZERO, |(debits, _)| *debits);
-            let bad_debt = accounts.get("6100").map_or(Decimal::ZERO, |(debits, _)| *debits);
+            let revenue = accounts
+                .get("4000")
+                .map_or(Decimal::ZERO, |(_, credits)| *credits);
+            let cash = accounts
+                .get("1000")
+                .map_or(Decimal::ZERO, |(debits, _)| *debits);
+            let bad_debt = accounts
+                .get("6100")
+                .map_or(Decimal::ZERO, |(debits, _)| *debits);
             if (revenue, cash, bad_debt) == (expected_revenue, expected_cash, expected_bad_debt) {
                 break accounts;
             }
             // Never more than once: a double booking would overshoot.
             assert!(
-                revenue <= expected_revenue && cash <= expected_cash && bad_debt <= expected_bad_debt,
+                revenue <= expected_revenue
+                    && cash <= expected_cash
+                    && bad_debt <= expected_bad_debt,
                 "booked more than happened: {trial_balance}"
             );
         }
@@ -199,7 +219,11 @@ async fn orders_reach_the_books_once_through_the_broker_even_when_finance_is_kil
     };
     // Receivables: shipped minus paid minus written off.
     let (receivable_debits, receivable_credits) = books.get("1200").copied().unwrap_or_default();
-    assert_eq!(receivable_debits - receivable_credits, Decimal::ZERO, "{books:?}");
+    assert_eq!(
+        receivable_debits - receivable_credits,
+        Decimal::ZERO,
+        "{books:?}"
+    );
 
     // Nothing failed on the way: no dead letters, nothing parked.
     let dead = get(&client, &finance, "/finance/admin/dead-letters").await;
