@@ -32,8 +32,8 @@ pub struct BrokerArgs {
     /// The topic exchange of the integration events.
     #[arg(long, env = "ORDERSTREAM_AMQP_EXCHANGE", default_value = finance::topology::DEFAULT_EXCHANGE)]
     exchange: String,
-    /// Finance's durable inbox queue (its dead letters are `<queue>` with
-    /// `.dead` instead of `.inbox`, by default `finance.dead`).
+    /// Finance's durable inbox queue. Its dead letters go to the same name
+    /// with `.dead` for `.inbox` (`finance.dead`), or `.dead` added.
     #[arg(long, env = "ORDERSTREAM_FINANCE_QUEUE", default_value = finance::topology::DEFAULT_QUEUE)]
     queue: String,
     /// Delays between the retries of a failing message; after the last it
@@ -88,9 +88,18 @@ impl BrokerArgs {
         Topology {
             exchange: self.exchange.clone(),
             queue: self.queue.clone(),
-            dead_letter_queue: self.queue.replace(".inbox", ".dead"),
+            dead_letter_queue: dead_letter_queue(&self.queue),
             retry_delays: self.retry_delays.clone(),
         }
+    }
+}
+
+/// `finance.inbox` -> `finance.dead`; any other name gets `.dead` added:
+/// never the inbox itself, where a message failing every retry would loop.
+fn dead_letter_queue(inbox: &str) -> String {
+    match inbox.strip_suffix(".inbox") {
+        Some(base) => format!("{base}.dead"),
+        None => format!("{inbox}.dead"),
     }
 }
 
@@ -141,5 +150,17 @@ pub async fn run(command: FinanceCommand) -> anyhow::Result<()> {
             let _ = connection.close(200, "done").await;
             outcome
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dead_letter_queue;
+
+    #[test]
+    fn the_dead_letter_queue_is_never_the_inbox() {
+        assert_eq!(dead_letter_queue("finance.inbox"), "finance.dead");
+        assert_eq!(dead_letter_queue("books"), "books.dead");
+        assert_eq!(dead_letter_queue("a.inbox.b"), "a.inbox.b.dead");
     }
 }

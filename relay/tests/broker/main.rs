@@ -4,3 +4,4 @@
 mod failures;
 mod helpers;
 mod publishing;
+mod restart;
