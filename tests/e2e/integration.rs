@@ -86,6 +86,32 @@ fn usd_accounts(trial_balance: &Value) -> Option<HashMap<String, (Decimal, Decim
     )
 }
 
+/// Polls a passive declare of `queue` until it exists.
+async fn wait_for_queue(url: &str, queue: &str) {
+    let connection = rabbitmq_embedded::connect_amqp(url)
+        .await
+        .expect("a test connection to RabbitMQ");
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        // A failed passive declare closes its channel: a new one each try.
+        let channel = connection.create_channel().await.expect("a channel");
+        let passive = lapin::options::QueueDeclareOptions {
+            passive: true,
+            ..lapin::options::QueueDeclareOptions::default()
+        };
+        if channel
+            .queue_declare(queue, passive, lapin::types::FieldTable::default())
+            .await
+            .is_ok()
+        {
+            let _ = connection.close(200, "queue seen").await;
+            return;
+        }
+        assert!(Instant::now() < deadline, "Finance never declared {queue}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_reach_the_books_once_through_the_broker_even_when_finance_is_killed() {
     let client = reqwest::Client::new();
@@ -117,8 +143,13 @@ async fn orders_reach_the_books_once_through_the_broker_even_when_finance_is_kil
             label,
         )
     };
-    // Finance first: its queue must be bound before the relay publishes.
+    // Finance first: its queue must be bound before the relay publishes
+    // (the relay parks what no queue takes). Its HTTP answers before its
+    // consumer has declared its topology, so wait for the dead-letter
+    // queue, which Finance declares after binding its inbox.
     let mut finance = start_finance("finance-1").await;
+    let dead_letters = queue.replace(".inbox", ".dead");
+    wait_for_queue(broker.url(), &dead_letters).await;
     let orderstream = Server::start_with(
         &["serve"],
         &[
