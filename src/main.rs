@@ -63,6 +63,9 @@ enum Command {
         #[command(subcommand)]
         command: finance_command::FinanceCommand,
     },
+    /// Print the AsyncAPI 3.0.0 document of the integration events (as
+    /// served at /asyncapi.json) and exit. Needs no database.
+    Asyncapi,
     /// Print a SKU's stock, now or at an instant.
     Stock {
         sku: String,
@@ -74,6 +77,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before configuration and telemetry: stdout is the document alone.
+    if let Command::Asyncapi = cli.command {
+        return print_asyncapi();
+    }
     let serve_args = match &cli.command {
         Command::Serve(args) => Some(args),
         _ => None,
@@ -107,6 +114,20 @@ fn main() -> ExitCode {
     }
 }
 
+fn print_asyncapi() -> ExitCode {
+    let document = contracts::asyncapi_document(env!("CARGO_PKG_VERSION"));
+    match serde_json::to_string_pretty(&document) {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: could not encode the AsyncAPI document: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 async fn run(command: Command, config: config::Config) -> anyhow::Result<()> {
     // Finance is another bounded context: it never opens orderstream's
     // database (nor starts the embedded one).
@@ -132,6 +153,7 @@ async fn run(command: Command, config: config::Config) -> anyhow::Result<()> {
         Command::Finance { .. } => Err(anyhow::anyhow!(
             "finance runs without orderstream's database"
         )),
+        Command::Asyncapi => Err(anyhow::anyhow!("asyncapi needs no database")),
     };
     database.shut_down().await;
     outcome

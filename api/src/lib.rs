@@ -80,6 +80,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(service::ready))
         .route("/metrics", get(service::metrics))
         .route("/openapi.json", get(service::openapi))
+        .route("/asyncapi.json", get(service::asyncapi))
         .fallback(not_found)
         .layer(CatchPanicLayer::custom(panicked))
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
@@ -317,5 +318,22 @@ mod tests {
         assert_eq!(status, StatusCode::OK);
         assert!(body["paths"]["/orders"]["post"].is_object());
         assert!(body["components"]["securitySchemes"]["admin"].is_object());
+        assert!(body["paths"]["/asyncapi.json"]["get"].is_object());
+    }
+
+    #[tokio::test]
+    async fn the_asyncapi_document_of_the_contracts_is_served() {
+        let (status, _, body) = call(
+            app(None),
+            Request::get("/asyncapi.json")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["asyncapi"], "3.0.0");
+        for (name, _) in contracts::CONTRACTS {
+            assert!(body["channels"][*name].is_object(), "{name} in {body}");
+        }
     }
 }

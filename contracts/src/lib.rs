@@ -12,11 +12,13 @@
 //! Domain events are the log's private language and change with the model;
 //! contracts change only additively or by a new version beside the old.
 
+pub mod asyncapi;
 mod mapping;
 pub mod payloads;
 
 use uuid::Uuid;
 
+pub use asyncapi::asyncapi_document;
 pub use mapping::{fold_stock, integration_events, needs_history, stock_changes};
 pub use payloads::{Contract, CONTRACTS};
 

@@ -155,20 +155,7 @@ fn order(
                 cancelled_at: at,
             },
         )?,
-        OrderEvent::Shipped {} => {
-            let placed = earlier_placed(event, earlier)?;
-            IntegrationEvent::of(
-                id,
-                &OrderShippedV1 {
-                    order_id: id_in_stream(&event.stream_id)?,
-                    customer_id: placed.customer_id,
-                    currency: placed.currency,
-                    total: placed.total,
-                    lines: placed.lines,
-                    shipped_at: at,
-                },
-            )?
-        }
+        OrderEvent::Shipped {} => return order_shipped(event, earlier),
         OrderEvent::Paid { amount } => {
             let placed = earlier_placed(event, earlier)?;
             IntegrationEvent::of(
@@ -187,6 +174,38 @@ fn order(
         | OrderEvent::PaymentRetryRequested { .. } => return Ok(Vec::new()),
     };
     Ok(vec![contract])
+}
+
+/// `order.shipped.v1` and, for its migration window, `order.shipped.v2`
+/// (the same facts, the total as an amount with its currency).
+fn order_shipped(
+    event: &RecordedEvent,
+    earlier: &[RecordedEvent],
+) -> Result<Vec<IntegrationEvent>, ContractError> {
+    let placed = earlier_placed(event, earlier)?;
+    let order_id = id_in_stream(&event.stream_id)?;
+    let v1 = OrderShippedV1 {
+        order_id,
+        customer_id: placed.customer_id,
+        currency: placed.currency,
+        total: placed.total,
+        lines: placed.lines,
+        shipped_at: event.recorded_at,
+    };
+    let v2 = OrderShippedV2 {
+        order_id,
+        customer_id: v1.customer_id.clone(),
+        total: MoneyV2 {
+            amount: v1.total,
+            currency: v1.currency.clone(),
+        },
+        lines: v1.lines.clone(),
+        shipped_at: v1.shipped_at,
+    };
+    Ok(vec![
+        IntegrationEvent::of(message_id(event.event_id, OrderShippedV1::NAME, 0), &v1)?,
+        IntegrationEvent::of(message_id(event.event_id, OrderShippedV2::NAME, 1), &v2)?,
+    ])
 }
 
 fn reservation(event: &RecordedEvent) -> Result<Vec<IntegrationEvent>, ContractError> {

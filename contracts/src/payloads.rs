@@ -99,6 +99,30 @@ pub struct OrderShippedV1 {
 }
 contract!(OrderShippedV1, "order.shipped.v1", 1);
 
+/// An amount with its currency, so neither travels without the other.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct MoneyV2 {
+    /// Decimal string.
+    #[schemars(with = "String")]
+    pub amount: Decimal,
+    /// ISO 4217 code.
+    pub currency: String,
+}
+
+/// `order.shipped.v1` with the total as [`MoneyV2`] instead of a decimal
+/// string beside a top-level `currency` (a breaking change, hence v2).
+/// Published beside v1 for a migration window: both carry the same facts,
+/// each with its own message id.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct OrderShippedV2 {
+    pub order_id: Uuid,
+    pub customer_id: String,
+    pub total: MoneyV2,
+    pub lines: Vec<SoldLineV1>,
+    pub shipped_at: DateTime<Utc>,
+}
+contract!(OrderShippedV2, "order.shipped.v2", 2);
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PaymentCapturedV1 {
     pub order_id: Uuid,
@@ -179,6 +203,7 @@ pub const CONTRACTS: &[(&str, u32)] = &[
         InventoryUnavailableV1::SCHEMA_VERSION,
     ),
     (OrderShippedV1::NAME, OrderShippedV1::SCHEMA_VERSION),
+    (OrderShippedV2::NAME, OrderShippedV2::SCHEMA_VERSION),
     (PaymentCapturedV1::NAME, PaymentCapturedV1::SCHEMA_VERSION),
     (PaymentFailedV1::NAME, PaymentFailedV1::SCHEMA_VERSION),
     (OrderPaidV1::NAME, OrderPaidV1::SCHEMA_VERSION),

@@ -41,6 +41,7 @@ pub mod responses;
         service::ready,
         service::metrics,
         service::openapi,
+        service::asyncapi,
     ),
     components(responses(
         responses::BadRequest,
@@ -143,8 +144,14 @@ mod tests {
             for (method, operation) in item.as_object().expect("operations") {
                 let responses = operation["responses"].as_object().expect("responses");
                 let has = |status: &str| responses.contains_key(status);
-                let service =
-                    ["/health", "/ready", "/metrics", "/openapi.json"].contains(&path.as_str());
+                let service = [
+                    "/health",
+                    "/ready",
+                    "/metrics",
+                    "/openapi.json",
+                    "/asyncapi.json",
+                ]
+                .contains(&path.as_str());
                 if !service {
                     assert!(has("503"), "{method} {path}: overload and timeouts are 503");
                 }

@@ -1,4 +1,5 @@
-//! Service endpoints: liveness, readiness, Prometheus metrics, OpenAPI.
+//! Service endpoints: liveness, readiness, Prometheus metrics, OpenAPI,
+//! and the AsyncAPI document of the integration events.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -61,4 +62,11 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 #[utoipa::path(get, path = "/openapi.json", tag = "service", responses((status = 200, description = "OpenAPI 3 document", content_type = "application/json")))]
 pub async fn openapi() -> impl IntoResponse {
     Json(crate::openapi::ApiDoc::openapi())
+}
+
+/// The AsyncAPI 3.0.0 document of the integration events orderstream
+/// publishes to RabbitMQ (channels, message headers and payload schemas).
+#[utoipa::path(get, path = "/asyncapi.json", tag = "service", responses((status = 200, description = "AsyncAPI 3.0.0 document", content_type = "application/json")))]
+pub async fn asyncapi() -> impl IntoResponse {
+    Json(contracts::asyncapi_document(env!("CARGO_PKG_VERSION")))
 }

@@ -112,16 +112,46 @@ fn order_shipped_takes_customer_lines_and_total_from_order_placed() {
     let shipped = recorded(&order_stream(), 3, &OrderEvent::Shipped {});
     assert!(needs_history(&shipped));
     let reserved = recorded(&order_stream(), 2, &OrderEvent::Reserved {});
-    let message = only(&shipped, &[placed(), reserved]);
-    assert_eq!(message.name, "order.shipped.v1");
+    let mapped = integration_events(&shipped, &[placed(), reserved]).expect("maps");
+    let [v1, v2] = mapped.as_slice() else {
+        panic!("v1 and v2: {mapped:?}");
+    };
+    assert_eq!(v1.name, "order.shipped.v1");
     assert_eq!(
-        message.payload,
+        v1.payload,
         json!({
             "order_id": ORDER, "customer_id": "c-1", "currency": "EUR", "total": "19.90",
             "lines": [{"sku": "SKU-1", "quantity": 2, "unit_price": "9.95"}],
             "shipped_at": "2026-12-01T10:00:03Z"
         })
     );
+    assert_eq!(v2.name, "order.shipped.v2");
+    assert_eq!(v2.schema_version, 2);
+    assert_eq!(
+        v2.payload,
+        json!({
+            "order_id": ORDER, "customer_id": "c-1",
+            "total": {"amount": "19.90", "currency": "EUR"},
+            "lines": [{"sku": "SKU-1", "quantity": 2, "unit_price": "9.95"}],
+            "shipped_at": "2026-12-01T10:00:03Z"
+        })
+    );
+}
+
+#[test]
+fn order_shipped_v1_and_v2_have_their_own_ids_stable_across_mappings() {
+    let shipped = recorded(&order_stream(), 3, &OrderEvent::Shipped {});
+    let ids = |mapped: Vec<IntegrationEvent>| -> Vec<uuid::Uuid> {
+        mapped
+            .into_iter()
+            .map(|message| message.message_id)
+            .collect()
+    };
+    let first = ids(integration_events(&shipped, &[placed()]).expect("maps"));
+    let again = ids(integration_events(&shipped, &[placed()]).expect("maps"));
+    assert_eq!(first, again);
+    assert_eq!(first[0], shipped.event_id);
+    assert_ne!(first[1], shipped.event_id);
 }
 
 #[test]
@@ -447,7 +477,7 @@ fn every_contract_has_a_json_schema_with_its_fields() {
         );
     }
     assert_eq!(schema["properties"]["total"]["type"], "string");
-    assert_eq!(CONTRACTS.len(), 9);
+    assert_eq!(CONTRACTS.len(), 10);
 }
 
 #[test]

@@ -103,6 +103,7 @@ async fn every_contract_is_published_once_per_source_event_in_stream_order() {
         "inventory.reserved.v1",
         "inventory.unavailable.v1",
         "order.shipped.v1",
+        "order.shipped.v2",
         "payment.captured.v1",
         "payment.failed.v1",
         "order.paid.v1",
