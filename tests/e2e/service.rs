@@ -1,6 +1,6 @@
 //! Health, readiness, metrics, OpenAPI, correlation ids.
 
-use crate::helpers::{Options, TestServer};
+use crate::helpers::{wait_until, Options, TestServer};
 
 #[tokio::test]
 async fn health_and_ready_are_200_on_a_migrated_database() {
@@ -41,10 +41,41 @@ async fn metrics_show_http_latency_commands_and_subscriptions() {
         "{text}"
     );
     assert!(
+        text.contains("orderstream_subscription_lag_seconds"),
+        "{text}"
+    );
+    assert!(
         text.contains("orderstream_subscription_parked_events"),
         "{text}"
     );
     assert!(text.contains("orderstream_log_head_position"), "{text}");
+    server.stop().await;
+}
+
+/// The value of one sample in a Prometheus text exposition.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn lag_seconds_is_the_age_of_the_oldest_unprocessed_event() {
+    // No runtime: every subscription stays behind the event appended here.
+    let server = TestServer::start(Options::api_only()).await;
+    let series = r#"orderstream_subscription_lag_seconds{subscription="stock-levels"}"#;
+    let before = server.get("/metrics").await.expect(200).text;
+    assert_eq!(sample(&before, series), Some(0.0), "{before}");
+    server.receive("SKU-1", 1).await;
+    wait_until("the unprocessed event is a second old", || async {
+        let text = server.get("/metrics").await.expect(200).text;
+        sample(&text, series).is_some_and(|lag| lag >= 1.0)
+    })
+    .await;
+    let text = server.get("/metrics").await.expect(200).text;
+    let lag = sample(&text, series).unwrap_or_default();
+    assert!(lag < 60.0, "the event is seconds old, not {lag}: {text}");
+    let events = r#"orderstream_subscription_lag_events{subscription="stock-levels"}"#;
+    assert_eq!(sample(&text, events), Some(1.0), "{text}");
     server.stop().await;
 }
 
