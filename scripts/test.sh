@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The README's test command: installs what the tests need when it is
-# missing (PostgreSQL server binaries, rabbitmq-server, schemathesis), then
-# runs every test: the workspace's tests, the AsyncAPI document's validation,
-# and schemathesis against a served binary.
+# missing (PostgreSQL server binaries, rabbitmq-server, promtool, Node.js,
+# schemathesis), then runs every test: the alert rules' unit tests, the
+# workspace's tests, the AsyncAPI document's validation, and schemathesis
+# against a served binary.
 # Works as root or not, on a clean clone, with no PostgreSQL or RabbitMQ
 # running: the tests start private clusters and nodes from the installed
 # server packages (never the machine's own services).
@@ -51,6 +52,29 @@ if ! have_rabbitmq_server; then
         trap - EXIT
     fi
 fi
+
+# promtool checks the alert rules. Debian ships it in the `prometheus`
+# package (~19 MB), whose server is a service: installed without starting
+# it, as above.
+if ! command -v promtool >/dev/null 2>&1; then
+    echo "promtool missing: installing it (apt-get install prometheus)," \
+        "without starting its system service"
+    export DEBIAN_FRONTEND=noninteractive
+    policy=/usr/sbin/policy-rc.d
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+        as_root chmod 755 "$policy"
+        trap 'as_root rm -f "$policy"' EXIT
+    fi
+    as_root apt-get update -q
+    as_root apt-get install -y -q --no-install-recommends prometheus
+    if [ -n "$(trap -p EXIT)" ]; then
+        as_root rm -f "$policy"
+        trap - EXIT
+    fi
+fi
+promtool check rules deploy/prometheus/alerts.yml
+promtool test rules deploy/prometheus/alerts_test.yml
 
 cargo test --workspace
 

@@ -4,7 +4,8 @@
 //! (`observe.rs`), requests refused by the limits (`limits.rs`), command
 //! latency and events appended by command (`commands_metrics`). Refreshed
 //! at each scrape: the log head position (its rate is the append rate),
-//! and each subscription's lag and parked events.
+//! and each subscription's lag (in events, and in seconds: how long ago its
+//! oldest unprocessed event was recorded) and parked events.
 //!
 //! Every label takes its values from a fixed set, so that no client can
 //! grow the scrape: methods outside the standard ones are `other`, routes
@@ -24,6 +25,7 @@ pub const COMMAND_DURATION: &str = "orderstream_command_duration_seconds";
 pub const EVENTS_APPENDED: &str = "orderstream_events_appended_total";
 pub const LOG_HEAD: &str = "orderstream_log_head_position";
 pub const SUBSCRIPTION_LAG: &str = "orderstream_subscription_lag_events";
+pub const SUBSCRIPTION_LAG_SECONDS: &str = "orderstream_subscription_lag_seconds";
 pub const SUBSCRIPTION_PARKED: &str = "orderstream_subscription_parked_events";
 pub const REQUESTS_REJECTED: &str = "orderstream_http_requests_rejected_total";
 
@@ -105,8 +107,14 @@ pub async fn refresh_database_gauges(store: &EventStore) {
     };
     for entry in entries {
         match subscription_counts(store, entry, head).await {
-            Ok((lag, parked)) => {
+            Ok(Counts {
+                lag,
+                lag_seconds,
+                parked,
+            }) => {
                 metrics::gauge!(SUBSCRIPTION_LAG, "subscription" => entry.name).set(lag as f64);
+                metrics::gauge!(SUBSCRIPTION_LAG_SECONDS, "subscription" => entry.name)
+                    .set(lag_seconds);
                 metrics::gauge!(SUBSCRIPTION_PARKED, "subscription" => entry.name)
                     .set(parked as f64);
             }
@@ -117,14 +125,23 @@ pub async fn refresh_database_gauges(store: &EventStore) {
     }
 }
 
+struct Counts {
+    lag: i64,
+    /// Age of the oldest event the subscription has still to handle; 0
+    /// when it is caught up.
+    lag_seconds: f64,
+    parked: i64,
+}
+
 /// A subscription's lag and parked events, each counted up to
 /// [`SCRAPE_COUNT_CAP`] through an index: the same filter as
-/// `EventStore::count_between`, with a `LIMIT`.
+/// `EventStore::count_between`, with a `LIMIT`. The lag in seconds reads
+/// one row: the first event after the checkpoint, in log order.
 async fn subscription_counts(
     store: &EventStore,
     entry: &CatalogueEntry,
     head: LogCursor,
-) -> Result<(i64, i64), StoreError> {
+) -> Result<Counts, StoreError> {
     let checkpoint = store.load_checkpoint(entry.name).await?.unwrap_or_default();
     let lag: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM ( \
@@ -149,7 +166,27 @@ async fn subscription_counts(
     .bind(SCRAPE_COUNT_CAP)
     .fetch_one(store.pool())
     .await?;
-    Ok((lag, parked))
+    // Seconds as a double computed by PostgreSQL, so that clock skew
+    // between this process and the database does not enter the figure.
+    let lag_seconds: Option<f64> = sqlx::query_scalar(
+        "SELECT EXTRACT(EPOCH FROM (clock_timestamp() - recorded_at))::float8 \
+           FROM events WHERE (transaction_id, position) > ($1, $2) \
+            AND (transaction_id, position) <= ($3, $4) \
+            AND ($5::text IS NULL OR split_part(stream_id, '-', 1) = $5) \
+          ORDER BY transaction_id, position LIMIT 1",
+    )
+    .bind(checkpoint.transaction_id)
+    .bind(checkpoint.position)
+    .bind(head.transaction_id)
+    .bind(head.position)
+    .bind(entry.category)
+    .fetch_optional(store.pool())
+    .await?;
+    Ok(Counts {
+        lag,
+        lag_seconds: lag_seconds.unwrap_or(0.0).max(0.0),
+        parked,
+    })
 }
 
 #[cfg(test)]

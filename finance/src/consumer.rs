@@ -133,29 +133,20 @@ async fn handle(
                 Recorded::Duplicate => "duplicate",
             };
             tracing::debug!(?message_id, %contract, outcome, "finance: message handled");
-            metrics_count("finance_messages_total", outcome);
+            crate::metrics::message_handled(outcome);
         }
         Err(error) => {
             let failed = fail(publisher, topology, &delivery, &contract, &error).await?;
             tracing::warn!(?message_id, %contract, %error, dead_lettered = failed.dead_lettered, attempts = failed.attempts, "finance: message failed");
-            metrics_count(
-                "finance_messages_total",
-                if failed.dead_lettered {
-                    "dead_lettered"
-                } else {
-                    "retried"
-                },
-            );
+            crate::metrics::message_handled(if failed.dead_lettered {
+                "dead_lettered"
+            } else {
+                "retried"
+            });
         }
     }
     delivery.acker.ack(BasicAckOptions::default()).await?;
     Ok(())
-}
-
-fn metrics_count(name: &'static str, outcome: &'static str) {
-    // Recorded by whatever recorder the process installed (the serving
-    // process exports Prometheus); a no-op without one.
-    metrics::counter!(name, "outcome" => outcome).increment(1);
 }
 
 struct Failed {

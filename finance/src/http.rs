@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | GET | /finance/journal?after=&limit= | entries oldest first, keyset paged (`next_after`) |
 //! | GET | /finance/trial-balance | per currency and account; debits = credits |
+//! | GET | /finance/metrics | Prometheus text (see `metrics`) |
 //! | GET | /finance/admin/dead-letters?limit= | dead letters, left in the queue (admin) |
 //! | POST | /finance/admin/dead-letters/{message_id}/replay | replay one (admin) |
 //! | POST | /finance/admin/dead-letters/replay | replay all (admin) |
@@ -33,7 +34,19 @@ pub struct FinanceHttp {
 }
 
 pub fn router(state: FinanceHttp) -> Router {
+    // Installs the recorder now: counts made before the first scrape stay.
+    let metrics = crate::metrics::handle();
     Router::new()
+        .route(
+            "/finance/metrics",
+            get(move |State(state): State<FinanceHttp>| async move {
+                crate::metrics::refresh_broker_gauges(&state.amqp_url, &state.topology).await;
+                (
+                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    metrics.render(),
+                )
+            }),
+        )
         .route("/finance/journal", get(journal))
         .route("/finance/trial-balance", get(trial_balance))
         .route("/finance/admin/dead-letters", get(list_dead_letters))

@@ -5,6 +5,7 @@ pub mod consumer;
 pub mod contracts;
 pub mod dead_letters;
 pub mod ledger;
+pub mod metrics;
 pub mod rules;
 pub mod topology;
 
@@ -54,6 +55,8 @@ pub async fn run(
     config: FinanceConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
+    // Before the consumer starts, so that its first counts are kept.
+    crate::metrics::handle();
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(5)
         .connect(&config.database_url)

@@ -26,6 +26,12 @@ async fn serve(state: FinanceHttp) -> String {
     format!("http://{address}")
 }
 
+/// The value of one sample in a Prometheus text exposition.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+}
+
 #[tokio::test]
 async fn journal_trial_balance_and_dead_letters_over_http() {
     let db = TestDatabase::new(&finance::MIGRATOR)
@@ -33,6 +39,15 @@ async fn journal_trial_balance_and_dead_letters_over_http() {
         .expect("database");
     let topology = unique_topology();
     let publisher = Publisher::new(&topology).await;
+    // Served first: building the router installs the metrics recorder,
+    // which then counts every message the consumer handles.
+    let base = serve(FinanceHttp {
+        pool: db.pool().clone(),
+        amqp_url: amqp_url().await,
+        topology: topology.clone(),
+        admin_token: Some(TOKEN.into()),
+    })
+    .await;
     let consumer = tokio::spawn(consumer::run(
         db.pool().clone(),
         ConsumerSettings {
@@ -49,13 +64,6 @@ async fn journal_trial_balance_and_dead_letters_over_http() {
     let mut poison = shipped("o-bad", Decimal::ONE);
     poison.payload = "not json".into();
     publisher.publish(&poison).await;
-    let base = serve(FinanceHttp {
-        pool: db.pool().clone(),
-        amqp_url: amqp_url().await,
-        topology: topology.clone(),
-        admin_token: Some(TOKEN.into()),
-    })
-    .await;
     let http = reqwest::Client::new();
     let dead_letters = || async {
         http.get(format!("{base}/finance/admin/dead-letters"))
@@ -75,6 +83,36 @@ async fn journal_trial_balance_and_dead_letters_over_http() {
     })
     .await;
     assert_eq!(ledger::entry_count(db.pool()).await.expect("count"), 5);
+
+    // The metrics: the dead letter is in the queue's depth (read from the
+    // broker at the scrape) and in the counters.
+    let metrics = http
+        .get(format!("{base}/finance/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(metrics.status(), 200);
+    let text = metrics.text().await.expect("text");
+    assert_eq!(sample(&text, "finance_dead_letters"), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "finance_broker_up"), Some(1.0), "{text}");
+    assert_eq!(
+        sample(&text, "finance_inbox_ready_messages"),
+        Some(0.0),
+        "{text}"
+    );
+    let outcome = |name: &str| {
+        sample(
+            &text,
+            &format!(r#"finance_messages_total{{outcome="{name}"}}"#),
+        )
+    };
+    assert_eq!(outcome("booked"), Some(5.0), "{text}");
+    assert_eq!(outcome("dead_lettered"), Some(1.0), "{text}");
+    assert_eq!(
+        outcome("retried"),
+        Some(topology.retry_delays.len() as f64),
+        "{text}"
+    );
 
     // The journal in pages of two, by keyset.
     let mut seen = Vec::new();

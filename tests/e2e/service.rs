@@ -1,6 +1,6 @@
 //! Health, readiness, metrics, OpenAPI, correlation ids.
 
-use crate::helpers::{Options, TestServer};
+use crate::helpers::{wait_until, Options, TestServer};
 
 #[tokio::test]
 async fn health_and_ready_are_200_on_a_migrated_database() {
@@ -41,10 +41,43 @@ async fn metrics_show_http_latency_commands_and_subscriptions() {
         "{text}"
     );
     assert!(
+        text.contains("orderstream_subscription_lag_seconds"),
+        "{text}"
+    );
+    assert!(
         text.contains("orderstream_subscription_parked_events"),
         "{text}"
     );
     assert!(text.contains("orderstream_log_head_position"), "{text}");
+    server.stop().await;
+}
+
+/// The value of one sample in a Prometheus text exposition.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn lag_seconds_is_the_age_of_the_oldest_unprocessed_event() {
+    // No runtime: every subscription stays behind the event appended here.
+    let server = TestServer::start(Options::api_only()).await;
+    server.receive("SKU-1", 1).await;
+    let seconds = r#"orderstream_subscription_lag_seconds{subscription="stock"}"#;
+    let events = r#"orderstream_subscription_lag_events{subscription="stock"}"#;
+    // Polled, and both read from one scrape: the e2e tests share one
+    // process, hence one recorder, and another test's scrape may set the
+    // same gauges from its own database between this one's refresh and
+    // render.
+    wait_until(
+        "stock's one unprocessed event is a second old (and not a minute)",
+        || async {
+            let text = server.get("/metrics").await.expect(200).text;
+            let lag = sample(&text, seconds).unwrap_or_default();
+            (1.0..60.0).contains(&lag) && sample(&text, events) == Some(1.0)
+        },
+    )
+    .await;
     server.stop().await;
 }
 
