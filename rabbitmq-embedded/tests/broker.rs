@@ -67,6 +67,17 @@ async fn publish_confirmed(channel: &Channel, queue: &str, body: &[u8]) {
     );
 }
 
+/// A confirm covers the message, not the queue's declaration: RabbitMQ
+/// writes its metadata (Mnesia) through a delayed-write log, so a SIGKILL
+/// within a second or two of `queue.declare` can lose the queue itself.
+/// Flushing that log first makes the test about messages, as it means to be.
+async fn sync_metadata(broker: &Broker) {
+    broker
+        .rabbitmqctl(&["eval", "mnesia:sync_log()."])
+        .await
+        .expect("flush the node's metadata log");
+}
+
 /// After a crash the node accepts connections before it has recovered
 /// every durable queue: wait, with a deadline, until `queue` is back.
 async fn wait_for_queue(connection: &Connection, queue: &str) {
@@ -214,6 +225,7 @@ async fn a_killed_node_comes_back_with_every_confirmed_persistent_message() {
     for body in numbered(20) {
         publish_confirmed(&channel, queue, &body).await;
     }
+    sync_metadata(&broker).await;
     broker.kill_and_restart().await.expect("kill and restart");
     let (connection, channel) = connect(&broker.url()).await;
     wait_for_queue(&connection, queue).await;
@@ -221,6 +233,7 @@ async fn a_killed_node_comes_back_with_every_confirmed_persistent_message() {
 
     // And once more: a node started again can be killed again.
     publish_confirmed(&channel, queue, b"after the first crash").await;
+    sync_metadata(&broker).await;
     broker
         .kill_and_restart()
         .await
