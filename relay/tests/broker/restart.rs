@@ -111,6 +111,14 @@ async fn a_broker_killed_and_restarted_mid_load_loses_nothing_and_keeps_stream_o
     let mut orders = Vec::new();
     for i in 0..20 {
         if i == 8 {
+            // RabbitMQ writes queue and exchange declarations through a
+            // delayed-write log: a crash within a second or two of a
+            // declare can lose the declaration itself (not a confirmed
+            // message). The test is about messages: flush that log first.
+            broker
+                .rabbitmqctl(&["eval", "mnesia:sync_log()."])
+                .await
+                .expect("flush the node's metadata log");
             broker
                 .kill_and_restart()
                 .await
