@@ -14,6 +14,27 @@ as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
+# Installs Debian packages whose maintainer scripts would start a service
+# (rabbitmq-server, prometheus) without starting it: a policy-rc.d answering
+# 101 forbids it (invoke-rc.d and deb-systemd-invoke both obey it). An
+# existing policy-rc.d is the machine's policy and is left alone.
+install_without_starting_services() {
+    export DEBIAN_FRONTEND=noninteractive
+    local policy=/usr/sbin/policy-rc.d created=""
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+        as_root chmod 755 "$policy"
+        created=yes
+        trap 'as_root rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
+    as_root apt-get update -q
+    as_root apt-get install -y -q "$@"
+    if [ -n "$created" ]; then
+        as_root rm -f "$policy"
+        trap - EXIT
+    fi
+}
+
 have_postgres_server() {
     command -v initdb >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null
 }
@@ -35,22 +56,7 @@ have_rabbitmq_server() {
 if ! have_rabbitmq_server; then
     echo "RabbitMQ server missing: installing it (apt-get install rabbitmq-server)," \
         "without starting its system service: the tests run private nodes"
-    export DEBIAN_FRONTEND=noninteractive
-    # policy-rc.d answering 101 forbids maintainer scripts to start services
-    # (invoke-rc.d and deb-systemd-invoke both obey it); an existing one is
-    # the machine's policy and is left alone.
-    policy=/usr/sbin/policy-rc.d
-    if [ ! -e "$policy" ]; then
-        printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
-        as_root chmod 755 "$policy"
-        trap 'as_root rm -f "$policy"' EXIT
-    fi
-    as_root apt-get update -q
-    as_root apt-get install -y -q rabbitmq-server
-    if [ -n "$(trap -p EXIT)" ]; then
-        as_root rm -f "$policy"
-        trap - EXIT
-    fi
+    install_without_starting_services rabbitmq-server
 fi
 
 # promtool checks the alert rules. Debian ships it in the `prometheus`
@@ -59,19 +65,7 @@ fi
 if ! command -v promtool >/dev/null 2>&1; then
     echo "promtool missing: installing it (apt-get install prometheus)," \
         "without starting its system service"
-    export DEBIAN_FRONTEND=noninteractive
-    policy=/usr/sbin/policy-rc.d
-    if [ ! -e "$policy" ]; then
-        printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
-        as_root chmod 755 "$policy"
-        trap 'as_root rm -f "$policy"' EXIT
-    fi
-    as_root apt-get update -q
-    as_root apt-get install -y -q --no-install-recommends prometheus
-    if [ -n "$(trap -p EXIT)" ]; then
-        as_root rm -f "$policy"
-        trap - EXIT
-    fi
+    install_without_starting_services --no-install-recommends prometheus
 fi
 promtool check rules deploy/prometheus/alerts.yml
 promtool test rules deploy/prometheus/alerts_test.yml
