@@ -18,6 +18,7 @@
 //! fresh vhost per test).
 
 mod broker;
+mod client;
 mod error;
 mod install;
 mod node;
@@ -25,7 +26,7 @@ mod test_broker;
 mod watchdog;
 
 pub use broker::Broker;
+pub use client::{connect_amqp, wait_for_queue};
 pub use error::BrokerError;
 pub use install::SERVER_ENV;
 pub use test_broker::{TestBroker, TEST_URL_ENV};
-pub use watchdog::connect_amqp;

@@ -2,6 +2,7 @@
 //! process, waiting until it accepts AMQP connections, and noticing when
 //! it has exited.
 
+use crate::client::connect_amqp;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -184,15 +185,6 @@ pub(crate) async fn wait_until_ready(
         // A booting node offers nothing to wait on but its listener.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// An AMQP connection with tokio as lapin's executor and reactor (the
-/// workspace builds lapin without its own runtime).
-pub async fn connect_amqp(url: &str) -> Result<lapin::Connection, lapin::Error> {
-    let properties = lapin::ConnectionProperties::default()
-        .with_executor(tokio_executor_trait::Tokio::current())
-        .with_reactor(tokio_reactor_trait::Tokio::current());
-    lapin::Connection::connect(url, properties).await
 }
 
 async fn connect(url: &str) -> Result<(), String> {

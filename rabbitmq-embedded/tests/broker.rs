@@ -81,27 +81,10 @@ async fn sync_metadata(broker: &Broker) {
 /// After a crash the node accepts connections before it has recovered
 /// every durable queue: wait, with a deadline, until `queue` is back.
 async fn wait_for_queue(connection: &Connection, queue: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        // A failed passive declare closes its channel: a new one each try.
-        let channel = connection.create_channel().await.expect("channel");
-        let passive = lapin::options::QueueDeclareOptions {
-            passive: true,
-            ..lapin::options::QueueDeclareOptions::default()
-        };
-        if channel
-            .queue_declare(queue, passive, lapin::types::FieldTable::default())
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "queue {queue} did not come back after the restart"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    assert!(
+        rabbitmq_embedded::wait_for_queue(connection, queue, Duration::from_secs(30)).await,
+        "queue {queue} did not come back after the restart"
+    );
 }
 
 /// Takes every message of `queue` (acking each) in queue order.

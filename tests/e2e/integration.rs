@@ -86,30 +86,16 @@ fn usd_accounts(trial_balance: &Value) -> Option<HashMap<String, (Decimal, Decim
     )
 }
 
-/// Polls a passive declare of `queue` until it exists.
+/// Waits until Finance has declared `queue`.
 async fn wait_for_queue(url: &str, queue: &str) {
     let connection = rabbitmq_embedded::connect_amqp(url)
         .await
         .expect("a test connection to RabbitMQ");
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        // A failed passive declare closes its channel: a new one each try.
-        let channel = connection.create_channel().await.expect("a channel");
-        let passive = lapin::options::QueueDeclareOptions {
-            passive: true,
-            ..lapin::options::QueueDeclareOptions::default()
-        };
-        if channel
-            .queue_declare(queue, passive, lapin::types::FieldTable::default())
-            .await
-            .is_ok()
-        {
-            let _ = connection.close(200, "queue seen").await;
-            return;
-        }
-        assert!(Instant::now() < deadline, "Finance never declared {queue}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert!(
+        rabbitmq_embedded::wait_for_queue(&connection, queue, PATIENCE).await,
+        "Finance never declared {queue}"
+    );
+    let _ = connection.close(200, "queue seen").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -50,21 +50,12 @@ async fn durable_queue(url: &str, exchange: &str, queue: &str) {
 async fn drain(url: &str, queue: &str) -> Vec<(Uuid, String)> {
     let connection = connect_amqp(url).await.expect("connect");
     let mut messages = Vec::new();
-    let channel = loop {
-        let channel = connection.create_channel().await.expect("channel");
-        let passive = QueueDeclareOptions {
-            passive: true,
-            ..QueueDeclareOptions::default()
-        };
-        if channel
-            .queue_declare(queue, passive, FieldTable::default())
-            .await
-            .is_ok()
-        {
-            break channel;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    assert!(
+        rabbitmq_embedded::wait_for_queue(&connection, queue, std::time::Duration::from_secs(30))
+            .await,
+        "queue {queue} did not come back after the restart"
+    );
+    let channel = connection.create_channel().await.expect("channel");
     while let Some(message) = channel
         .basic_get(queue, BasicGetOptions::default())
         .await
