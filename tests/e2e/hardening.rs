@@ -65,8 +65,18 @@ async fn dribble_until_closed(
     pause: Duration,
     deadline: Duration,
 ) -> Closed {
+    let stream = TcpStream::connect(address).await.expect("connect");
+    dribble_on(stream, head, pause, deadline).await
+}
+
+/// [`dribble_until_closed`] on a connection the caller opened.
+async fn dribble_on(
+    mut stream: TcpStream,
+    head: &[u8],
+    pause: Duration,
+    deadline: Duration,
+) -> Closed {
     let started = Instant::now();
-    let mut stream = TcpStream::connect(address).await.expect("connect");
     let mut answer = Vec::new();
     let mut buffer = [0_u8; 1024];
     for byte in head.iter().cycle() {
@@ -322,16 +332,19 @@ async fn sigterm_with_slow_connections_open_exits_within_the_grace_period() {
         ],
     )
     .await;
-    let slow_heads: Vec<_> = (0..20)
-        .map(|_| {
-            tokio::spawn(dribble_until_closed(
-                binary.address,
-                SLOW_HEAD,
-                Duration::from_millis(500),
-                PATIENCE,
-            ))
-        })
-        .collect();
+    // Every slow client is connected and has sent part of its head before
+    // the signal.
+    let mut slow_heads = Vec::new();
+    for _ in 0..20 {
+        let mut stream = TcpStream::connect(binary.address).await.expect("connect");
+        stream.write_all(&SLOW_HEAD[..1]).await.expect("first byte");
+        slow_heads.push(tokio::spawn(dribble_on(
+            stream,
+            &SLOW_HEAD[1..],
+            Duration::from_millis(500),
+            PATIENCE,
+        )));
+    }
     let mut in_flight = stalled_post(binary.address).await;
     // An idle kept-alive connection too.
     let client = reqwest::Client::new();
@@ -344,9 +357,6 @@ async fn sigterm_with_slow_connections_open_exits_within_the_grace_period() {
             .status(),
         200
     );
-    // Every slow client is connected and has sent part of its head.
-    tokio::time::sleep(Duration::from_millis(600)).await;
-
     let signalled = Instant::now();
     let kill = Command::new("kill")
         .args(["-TERM", &binary.child.id().to_string()])
