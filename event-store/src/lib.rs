@@ -21,6 +21,7 @@ mod correlation;
 mod error;
 mod event;
 mod expected_version;
+mod horizon;
 mod log;
 mod log_epoch;
 mod snapshots;

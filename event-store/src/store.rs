@@ -6,6 +6,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 
+use crate::horizon::{AppendHorizon, LogWatcher};
 use crate::wakeups::Wakeups;
 use crate::{
     append, checkpoints, log, log_epoch, snapshots, stream, subscribe, AppendResult, AsOf,
@@ -71,6 +72,7 @@ pub struct EventStore {
 struct Inner {
     pool: PgPool,
     wakeups: Wakeups,
+    log_watcher: LogWatcher,
 }
 
 impl std::fmt::Debug for EventStore {
@@ -103,6 +105,7 @@ impl EventStore {
         EventStore {
             inner: Arc::new(Inner {
                 wakeups: Wakeups::new(pool.clone()),
+                log_watcher: LogWatcher::new(),
                 pool,
             }),
         }
@@ -135,8 +138,16 @@ impl EventStore {
         &self.inner.pool
     }
 
-    pub(crate) fn wakeups(&self) -> &Wakeups {
-        &self.inner.wakeups
+    /// The append horizon as the store's one log watcher keeps it for
+    /// every live reader (`horizon.rs`).
+    pub(crate) fn horizons(&self) -> tokio::sync::watch::Receiver<Option<AppendHorizon>> {
+        self.inner
+            .log_watcher
+            .subscribe(&self.inner.pool, self.inner.wakeups.subscribe())
+    }
+
+    pub(crate) fn refresh_horizon(&self) {
+        self.inner.log_watcher.refresh();
     }
 
     /// Appends `events` to one stream if its version meets `expected`.
@@ -158,11 +169,20 @@ impl EventStore {
         &self,
         appends: &[StreamAppend],
     ) -> Result<AppendResult, StoreError> {
-        let result = append::append(&self.inner.pool, appends).await?;
-        if result.written {
+        let result = append::append(&self.inner.pool, appends).await;
+        // Also after a failure that may have come after the insert began
+        // (so with a transaction id): it held readers' horizon back, and
+        // they wait for a wake-up to look again (`horizon.rs`). A version
+        // check or a refused request fails before anything is written.
+        let wake = match &result {
+            Ok(appended) => appended.written,
+            Err(StoreError::WrongExpectedVersion { .. } | StoreError::InvalidRequest(_)) => false,
+            Err(_) => true,
+        };
+        if wake {
             self.inner.wakeups.appended();
         }
-        Ok(result)
+        result
     }
 
     /// Reads part of one stream. Sees every committed append at once

@@ -3,7 +3,9 @@
 //! A background task reads batches ahead of the consumer (one batch in
 //! flight while the consumer works on another) and survives database
 //! failures: it retries with backoff and resumes after the last event it
-//! delivered, so the consumer sees every event once, in log order.
+//! delivered, so the consumer sees every event once, in log order. It reads
+//! only below the append horizon the store's log watcher publishes
+//! (`horizon.rs`), and waits for the next one instead of polling.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -12,7 +14,7 @@ use std::time::Duration;
 use futures::Stream;
 use tokio::sync::mpsc;
 
-use crate::log::{has_pending_after, read_after};
+use crate::log::read_below;
 use crate::{EventStore, LogCursor, LogFilter, RecordedEvent};
 
 #[derive(Debug, Clone)]
@@ -20,7 +22,8 @@ pub struct SubscribeOptions {
     pub filter: LogFilter,
     /// Events fetched per query while catching up.
     pub batch_size: i64,
-    /// The safety-net re-read when no wake-up arrives.
+    /// How long to wait for a new horizon before asking the log watcher
+    /// to recompute it anyway (the safety net for a lost wake-up).
     pub poll_interval: Duration,
 }
 
@@ -34,14 +37,6 @@ impl Default for SubscribeOptions {
     }
 }
 
-/// Committed events can be invisible for a moment behind an older, still
-/// running transaction; while that is so, look again after these delays
-/// rather than wait for a wake-up that the other transaction will not send.
-/// Writing transactions are short (an append, a projection batch), so the
-/// pauses stay short too: a long pause here is added to every hop of the
-/// choreography.
-const HORIZON_RETRY_FIRST: Duration = Duration::from_micros(500);
-const HORIZON_RETRY_MAX: Duration = Duration::from_millis(5);
 const ERROR_RETRY_FIRST: Duration = Duration::from_millis(50);
 const ERROR_RETRY_MAX: Duration = Duration::from_secs(5);
 
@@ -89,55 +84,60 @@ async fn follow(
     options: SubscribeOptions,
     sender: mpsc::Sender<Vec<RecordedEvent>>,
 ) {
-    let mut wakeups = store.wakeups().subscribe();
+    let mut horizons = store.horizons();
     let mut error_delay = ERROR_RETRY_FIRST;
-    let mut horizon_delay = HORIZON_RETRY_FIRST;
     loop {
-        // Mark wake-ups seen *before* reading, so one that arrives during
-        // the read is not lost.
-        wakeups.borrow_and_update();
-        let batch =
-            match read_after(store.pool(), cursor, &options.filter, options.batch_size).await {
-                Ok(batch) => batch,
-                Err(error) => {
-                    tracing::warn!(%error, ?cursor, "subscription read failed; retrying");
-                    if pause_or_closed(&sender, error_delay).await {
+        // Marked seen before reading: a newer horizon published during the
+        // read wakes the wait below.
+        let horizon = *horizons.borrow_and_update();
+        if let Some(horizon) = horizon {
+            // Everything below the horizon, a batch at a time.
+            loop {
+                let batch = match read_below(
+                    store.pool(),
+                    cursor,
+                    &options.filter,
+                    options.batch_size,
+                    horizon,
+                )
+                .await
+                {
+                    Ok(batch) => batch,
+                    Err(error) => {
+                        tracing::warn!(%error, ?cursor, "subscription read failed; retrying");
+                        if pause_or_closed(&sender, error_delay).await {
+                            return;
+                        }
+                        error_delay = (error_delay * 2).min(ERROR_RETRY_MAX);
+                        continue;
+                    }
+                };
+                error_delay = ERROR_RETRY_FIRST;
+                let full = batch.len() as i64 == options.batch_size;
+                if let Some(last) = batch.last() {
+                    cursor = last.cursor();
+                    if sender.send(batch).await.is_err() {
                         return;
                     }
-                    error_delay = (error_delay * 2).min(ERROR_RETRY_MAX);
-                    continue;
                 }
-            };
-        error_delay = ERROR_RETRY_FIRST;
-        let full = batch.len() as i64 == options.batch_size;
-        if let Some(last) = batch.last() {
-            cursor = last.cursor();
-            horizon_delay = HORIZON_RETRY_FIRST;
-            if sender.send(batch).await.is_err() {
-                return;
-            }
-            if full {
-                continue;
-            }
-        }
-        let pending = has_pending_after(store.pool(), cursor, &options.filter)
-            .await
-            .unwrap_or(false);
-        if pending {
-            if pause_or_closed(&sender, horizon_delay).await {
-                return;
-            }
-            horizon_delay = (horizon_delay * 2).min(HORIZON_RETRY_MAX);
-            continue;
-        }
-        tokio::select! {
-            _ = sender.closed() => return,
-            changed = wakeups.changed() => {
-                if changed.is_err() {
-                    return;
+                if !full {
+                    break;
                 }
             }
-            _ = tokio::time::sleep(options.poll_interval) => {}
+        }
+        // Nothing more until the horizon moves (`horizon.rs`): wait for
+        // it, asking for a fresh one now and then in case a wake-up was lost.
+        loop {
+            tokio::select! {
+                _ = sender.closed() => return,
+                changed = horizons.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    break;
+                }
+                _ = tokio::time::sleep(options.poll_interval) => store.refresh_horizon(),
+            }
         }
     }
 }

@@ -7,6 +7,7 @@ use event_store::{
     EventStore, ExpectedVersion, LogCursor, LogFilter, StoreOptions, SubscribeOptions,
 };
 use futures::{Stream, StreamExt};
+use sqlx::Connection;
 
 use crate::helpers::{event, label, new_store};
 
@@ -95,6 +96,47 @@ async fn a_category_subscription_sees_only_its_category() {
         next_labels(&mut subscription, 2).await,
         ["order-1", "order-2"]
     );
+}
+
+/// A long transaction that writes but appends nothing (a projection batch,
+/// a rebuild) used to hold every live reader back until it ended: readers
+/// wait only for open *appends* now, and are woken, not polling.
+#[tokio::test]
+async fn a_long_open_transaction_that_appends_nothing_does_not_hold_a_subscriber_back() {
+    let (db, store) = new_store().await;
+    let mut subscription = Box::pin(store.subscribe(LogCursor::START, no_poll()));
+    store
+        .append_to_stream("s-1", ExpectedVersion::Any, vec![event("before")])
+        .await
+        .expect("append");
+    assert_eq!(next_labels(&mut subscription, 1).await, ["before"]);
+
+    let mut projection = sqlx::PgConnection::connect(db.url())
+        .await
+        .expect("connect");
+    let mut batch = sqlx::Connection::begin(&mut projection)
+        .await
+        .expect("begin");
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut *batch)
+        .await
+        .expect("a transaction with an id");
+    for n in 0..3 {
+        store
+            .append_to_stream(
+                "s-2",
+                ExpectedVersion::Any,
+                vec![event(&format!("during{n}"))],
+            )
+            .await
+            .expect("append");
+    }
+    assert_eq!(
+        next_labels(&mut subscription, 3).await,
+        ["during0", "during1", "during2"],
+        "delivered while the other transaction is still open"
+    );
+    batch.rollback().await.expect("rollback");
 }
 
 #[tokio::test]
