@@ -74,6 +74,25 @@ impl StateCache {
         );
     }
 
+    /// Takes every state of `other` that is newer than the one kept here.
+    pub(crate) fn absorb(&self, other: &StateCache) {
+        let Some(theirs) = other.lock() else {
+            return;
+        };
+        let Some(mut entries) = self.lock() else {
+            return;
+        };
+        for (stream_id, cached) in theirs.iter() {
+            if entries
+                .peek(stream_id)
+                .is_some_and(|kept| kept.version > cached.version)
+            {
+                continue;
+            }
+            entries.put(stream_id.clone(), cached.clone());
+        }
+    }
+
     fn lock(&self) -> Option<std::sync::MutexGuard<'_, LruCache<String, CachedState>>> {
         // A panic while the lock was held cannot leave an entry half
         // written (each operation is one call), so poisoning is ignored.

@@ -237,6 +237,11 @@ impl CommandExecutor {
         self.cache.put(stream_id, state, version);
     }
 
+    /// Remembers every state of `decided` (a committed decision batch).
+    pub(crate) fn remember_all(&self, decided: &StateCache) {
+        self.cache.absorb(decided);
+    }
+
     /// Runs `attempt` until it does not fail with a version conflict, at
     /// most `max_attempts` times. The first try decides on `first`; if that
     /// may be a guess (cached or presumed), a conflict on it is retried at

@@ -18,6 +18,7 @@
 //! Start reading at [`CommandExecutor`], then `context.rs` for how
 //! correlation, causation and deterministic event ids flow into metadata.
 
+mod batch;
 mod cache;
 mod context;
 mod error;
@@ -26,6 +27,7 @@ mod loading;
 mod reservations;
 mod shipping;
 
+pub use batch::DecisionBatch;
 pub use context::CommandContext;
 pub use error::ExecuteError;
 pub use executor::{CommandExecutor, Executed, ExecutorOptions};

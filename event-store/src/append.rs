@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sqlx::postgres::{PgArguments, PgDatabaseError};
 use sqlx::query::QueryAs;
-use sqlx::{PgPool, Postgres};
+use sqlx::{PgConnection, PgPool, Postgres};
 use uuid::Uuid;
 
 use crate::{CorrelationId, ExpectedVersion, LogCursor, NewEvent, StoreError};
@@ -297,8 +297,32 @@ async fn create_stream(
     }
 }
 
-async fn run(
-    pool: &PgPool,
+/// An append inside the caller's transaction, as its first write (see
+/// `horizon.rs`: a transaction that already has an id when it takes its
+/// stream locks could hide its events from live readers, so that is
+/// refused). No retry: a unique violation aborts the caller's transaction,
+/// and the caller decides what to do next.
+pub(crate) async fn append_in(
+    connection: &mut PgConnection,
+    appends: &[StreamAppend],
+) -> Result<AppendResult, StoreError> {
+    validate(appends)?;
+    let wrote_before: bool =
+        sqlx::query_scalar("SELECT pg_current_xact_id_if_assigned() IS NOT NULL")
+            .fetch_one(&mut *connection)
+            .await?;
+    if wrote_before {
+        return Err(StoreError::InvalidRequest(
+            "an append must be its transaction's first write (the log order needs its stream \
+             locks taken before the transaction has an id)"
+                .into(),
+        ));
+    }
+    run(&mut *connection, &AppendArrays::from(appends), false).await
+}
+
+async fn run<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
     arrays: &AppendArrays,
     check_repeat: bool,
 ) -> Result<AppendResult, StoreError> {
@@ -312,7 +336,7 @@ async fn run(
     let rows = arrays
         .bind_event_columns(query)
         .bind(check_repeat)
-        .fetch_all(pool)
+        .fetch_all(executor)
         .await
         .map_err(|error| map_append_error(error, arrays))?;
     let written = rows.iter().any(|row| row.written);

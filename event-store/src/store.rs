@@ -185,6 +185,27 @@ impl EventStore {
         result
     }
 
+    /// Appends inside the caller's transaction `connection`, which must
+    /// not have written anything yet (the append is its first write, so the
+    /// log order holds: `horizon.rs`); more writes may follow it, such as a
+    /// subscription's checkpoint. All or nothing with the rest of that
+    /// transaction; an event id stored already aborts it (no retry here).
+    /// Call [`EventStore::wake_readers`] after the commit.
+    pub async fn append_in_transaction(
+        &self,
+        connection: &mut sqlx::PgConnection,
+        appends: &[StreamAppend],
+    ) -> Result<AppendResult, StoreError> {
+        append::append_in(connection, appends).await
+    }
+
+    /// Tells live readers, here and in other processes, that events may
+    /// have been committed: after [`EventStore::append_in_transaction`]'s
+    /// transaction ends, committed or not.
+    pub fn wake_readers(&self) {
+        self.inner.wakeups.appended();
+    }
+
     /// Reads part of one stream. Sees every committed append at once
     /// (unlike log reads, which wait for the visibility horizon).
     pub async fn read_stream(

@@ -103,4 +103,18 @@ pub trait Reactor: Send + Sync + 'static {
         None
     }
     async fn react(&self, event: &RecordedEvent) -> Result<(), HandlerError>;
+
+    /// Decides the effects of a whole batch without writing them, so the
+    /// runtime can append them and advance the checkpoint in one
+    /// transaction. `None` (the default): this reactor's effects are not
+    /// only appends (a publish, a payment), and its events are handled one
+    /// by one with [`Reactor::react`]. An error, or a batch whose append
+    /// meets a conflict, also falls back to `react`, event by event, which
+    /// retries and parks as usual.
+    async fn decide_batch(
+        &self,
+        _events: &[RecordedEvent],
+    ) -> Option<Result<commands::DecisionBatch, HandlerError>> {
+        None
+    }
 }

@@ -1,5 +1,6 @@
 //! Command execution against a real PostgreSQL: one fresh database per test.
 
+mod batch;
 mod cache;
 mod concurrency;
 mod execute;

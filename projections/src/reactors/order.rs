@@ -2,8 +2,9 @@
 //! rejected, paid or payment_failed.
 
 use async_trait::async_trait;
-use commands::CommandExecutor;
+use commands::{CommandExecutor, DecisionBatch};
 use event_store::RecordedEvent;
+use uuid::Uuid;
 
 use aggregates::order::{Order, OrderCommand};
 use aggregates::payment::PaymentEvent;
@@ -27,32 +28,8 @@ impl Reactor for OrderReactor {
     }
 
     async fn react(&self, event: &RecordedEvent) -> Result<(), HandlerError> {
-        let (order_id, command) = match event.category() {
-            "reservation" => {
-                let command = match decode::<ReservationEvent>(event)? {
-                    ReservationEvent::Reserved { .. } => OrderCommand::MarkReserved,
-                    ReservationEvent::Unavailable { shortages, .. } => {
-                        OrderCommand::Reject { shortages }
-                    }
-                    _ => return Ok(()),
-                };
-                (id_in_stream(event, "reservation")?, command)
-            }
-            "payment" => {
-                let command = match decode::<PaymentEvent>(event)? {
-                    PaymentEvent::Captured { amount, .. } => OrderCommand::MarkPaid { amount },
-                    // A transient failure is retried by the payment reactor;
-                    // only a final one reaches the order.
-                    PaymentEvent::Failed {
-                        reason,
-                        retryable: false,
-                        ..
-                    } => OrderCommand::MarkPaymentFailed { reason },
-                    _ => return Ok(()),
-                };
-                (id_in_stream(event, "payment")?, command)
-            }
-            _ => return Ok(()),
+        let Some((order_id, command)) = command_for(event)? else {
+            return Ok(());
         };
         self.executor
             .execute::<Order>(
@@ -64,4 +41,61 @@ impl Reactor for OrderReactor {
             .map_err(failed)?;
         Ok(())
     }
+
+    async fn decide_batch(
+        &self,
+        events: &[RecordedEvent],
+    ) -> Option<Result<DecisionBatch, HandlerError>> {
+        let mut batch = self.executor.decision_batch();
+        for event in events {
+            let (order_id, command) = match command_for(event) {
+                Ok(Some(found)) => found,
+                Ok(None) => continue,
+                Err(error) => return Some(Err(error)),
+            };
+            let decided = batch
+                .decide::<Order>(
+                    &stream_id::<Order>(order_id),
+                    &command,
+                    &context_for(NAME, event),
+                )
+                .await;
+            if let Err(error) = decided {
+                return Some(Err(failed(error)));
+            }
+        }
+        Some(Ok(batch))
+    }
+}
+
+/// The order command an event of a reservation or payment calls for.
+fn command_for(event: &RecordedEvent) -> Result<Option<(Uuid, OrderCommand)>, HandlerError> {
+    let (order_id, command) = match event.category() {
+        "reservation" => {
+            let command = match decode::<ReservationEvent>(event)? {
+                ReservationEvent::Reserved { .. } => OrderCommand::MarkReserved,
+                ReservationEvent::Unavailable { shortages, .. } => {
+                    OrderCommand::Reject { shortages }
+                }
+                _ => return Ok(None),
+            };
+            (id_in_stream(event, "reservation")?, command)
+        }
+        "payment" => {
+            let command = match decode::<PaymentEvent>(event)? {
+                PaymentEvent::Captured { amount, .. } => OrderCommand::MarkPaid { amount },
+                // A transient failure is retried by the payment reactor;
+                // only a final one reaches the order.
+                PaymentEvent::Failed {
+                    reason,
+                    retryable: false,
+                    ..
+                } => OrderCommand::MarkPaymentFailed { reason },
+                _ => return Ok(None),
+            };
+            (id_in_stream(event, "payment")?, command)
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some((order_id, command)))
 }

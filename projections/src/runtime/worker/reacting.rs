@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use commands::DecisionBatch;
 use event_store::{LogCursor, RecordedEvent};
 use futures::StreamExt;
 
@@ -34,6 +35,26 @@ impl Worker {
         batch: &[RecordedEvent],
         last: LogCursor,
     ) -> Result<(), RuntimeError> {
+        // A stream waiting behind a parked event needs the per-event path,
+        // which parks what follows it.
+        if !batch
+            .iter()
+            .any(|event| self.blocked.contains_key(&event.stream_id))
+        {
+            match reactor.decide_batch(batch).await {
+                Some(Ok(decisions)) => {
+                    if self.commit_decisions(decisions, batch, last).await? {
+                        return Ok(());
+                    }
+                }
+                Some(Err(error)) => tracing::debug!(
+                    subscription = self.name(),
+                    %error,
+                    "a batch could not be decided at once; handling its events one by one"
+                ),
+                None => {}
+            }
+        }
         let mut outcomes = self.react_by_stream(reactor, batch).await;
         outcomes.sort_by_key(|(event, _)| event.cursor());
         let mut to_park = Vec::new();
@@ -85,6 +106,52 @@ impl Worker {
             }
         }
         Ok(())
+    }
+
+    /// Appends a batch's decisions and advances the checkpoint in one
+    /// transaction (the append first: it must be the transaction's first
+    /// write, see the event store's `horizon.rs`). False when the append
+    /// was refused (a stale guess, a repeat after a crash): nothing is
+    /// written, and the caller handles the batch event by event.
+    async fn commit_decisions(
+        &mut self,
+        decisions: DecisionBatch,
+        batch: &[RecordedEvent],
+        last: LogCursor,
+    ) -> Result<bool, RuntimeError> {
+        self.crash_if_asked(batch)?;
+        let mut transaction = self.store.pool().begin().await?;
+        if let Err(error) = decisions.append_in(&mut transaction).await {
+            tracing::debug!(
+                subscription = self.name(),
+                %error,
+                "a batch's decisions were refused together; handling its events one by one"
+            );
+            drop(transaction);
+            decisions.abandoned();
+            return Ok(false);
+        }
+        let committed = async {
+            self.ownership
+                .lease()
+                .advance(&mut *transaction, last)
+                .await?;
+            transaction
+                .commit()
+                .await
+                .map_err(event_store::StoreError::from)
+        }
+        .await;
+        match committed {
+            Ok(()) => {
+                decisions.committed();
+                Ok(true)
+            }
+            Err(error) => {
+                decisions.abandoned();
+                Err(error.into())
+            }
+        }
     }
 
     async fn react_by_stream(
