@@ -41,18 +41,20 @@ impl Worker {
             .iter()
             .any(|event| self.blocked.contains_key(&event.stream_id))
         {
-            match reactor.decide_batch(batch).await {
-                Some(Ok(decisions)) => {
-                    if self.commit_decisions(decisions, batch, last).await? {
-                        return Ok(());
-                    }
+            let committed = match reactor.decide_batch(batch).await {
+                Some(Ok(decisions)) => self.commit_decisions(decisions, batch, last).await?,
+                Some(Err(error)) => {
+                    tracing::debug!(
+                        subscription = self.name(),
+                        %error,
+                        "a batch could not be decided at once; handling its events one by one"
+                    );
+                    false
                 }
-                Some(Err(error)) => tracing::debug!(
-                    subscription = self.name(),
-                    %error,
-                    "a batch could not be decided at once; handling its events one by one"
-                ),
-                None => {}
+                None => false,
+            };
+            if committed {
+                return Ok(());
             }
         }
         let mut outcomes = self.react_by_stream(reactor, batch).await;
