@@ -18,26 +18,23 @@
 //! The seed is printed; `ORDERSTREAM_FAULT_SEED=<seed>` replays a run.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use event_store::{EventStore, LogCursor, RecordedEvent, StoreOptions, MIGRATOR};
-use futures::StreamExt;
-use lapin::options::{
-    BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
-};
-use lapin::types::{AMQPValue, FieldTable};
-use lapin::ExchangeKind;
+use event_store::MIGRATOR;
 use pg_embedded::TestDatabase;
 use rabbitmq_embedded::TestBroker;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
 use crate::helpers::{ADMIN_TOKEN, PATIENCE};
 use crate::served::Server;
+
+mod books;
+mod relay_audit;
+
+use relay_audit::{audit, expected_messages};
 
 const SEED_ENV: &str = "ORDERSTREAM_FAULT_SEED";
 /// Requests of the workload, one after another.
@@ -54,21 +51,6 @@ const METHODS: [&str; 5] = [
     "card_flaky",
 ];
 const FINAL: [&str; 4] = ["paid", "payment_failed", "rejected", "cancelled"];
-
-/// One message as the test's own queue received it.
-struct Delivered {
-    message_id: String,
-    contract: String,
-    body: Value,
-    stream_id: String,
-    log_position: i64,
-}
-
-/// A message the log says the relay owes.
-struct Expected {
-    contract: &'static str,
-    body: Value,
-}
 
 enum Fault {
     KillServe,
@@ -97,141 +79,6 @@ fn fault_plan(rng: &mut StdRng) -> BTreeMap<usize, Fault> {
         plan.insert(*step, Fault::KillFinance(rng.gen_range(0..6)));
     }
     plan
-}
-
-fn text_header(headers: &FieldTable, name: &str) -> Option<String> {
-    match headers.inner().get(name)? {
-        AMQPValue::LongString(text) => Some(text.to_string()),
-        AMQPValue::ShortString(text) => Some(text.to_string()),
-        _ => None,
-    }
-}
-
-fn number_header(headers: &FieldTable, name: &str) -> Option<i64> {
-    match headers.inner().get(name)? {
-        AMQPValue::LongLongInt(n) => Some(*n),
-        AMQPValue::LongInt(n) => Some(i64::from(*n)),
-        _ => None,
-    }
-}
-
-/// Binds a queue of the test's own to every contract and records what
-/// arrives. Exclusive: it goes with the connection.
-async fn audit(url: &str, exchange: &str) -> (lapin::Connection, Arc<Mutex<Vec<Delivered>>>) {
-    let connection = rabbitmq_embedded::connect_amqp(url)
-        .await
-        .expect("the audit connection");
-    let channel = connection.create_channel().await.expect("channel");
-    // As the relay and Finance declare it.
-    channel
-        .exchange_declare(
-            exchange,
-            ExchangeKind::Topic,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..ExchangeDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("declare the exchange");
-    let queue = TestBroker::unique_name("crash-audit");
-    channel
-        .queue_declare(
-            &queue,
-            QueueDeclareOptions {
-                exclusive: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("declare the audit queue");
-    channel
-        .queue_bind(
-            &queue,
-            exchange,
-            "#",
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("bind the audit queue");
-    let mut consumer = channel
-        .basic_consume(
-            &queue,
-            "crash-audit",
-            BasicConsumeOptions {
-                no_ack: true,
-                ..BasicConsumeOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("consume the audit queue");
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&seen);
-    tokio::spawn(async move {
-        while let Some(Ok(delivery)) = consumer.next().await {
-            let headers = delivery.properties.headers().clone().unwrap_or_default();
-            let record = Delivered {
-                message_id: delivery
-                    .properties
-                    .message_id()
-                    .as_ref()
-                    .map(|id| id.to_string())
-                    .unwrap_or_default(),
-                contract: delivery
-                    .properties
-                    .kind()
-                    .as_ref()
-                    .map(|kind| kind.to_string())
-                    .unwrap_or_default(),
-                body: serde_json::from_slice(&delivery.data).unwrap_or(Value::Null),
-                stream_id: text_header(&headers, relay::HEADER_STREAM_ID).unwrap_or_default(),
-                log_position: number_header(&headers, relay::HEADER_LOG_POSITION).unwrap_or(-1),
-            };
-            sink.lock().expect("audit lock").push(record);
-        }
-    });
-    (connection, seen)
-}
-
-/// The messages the events of the log map to, by message id, and how many
-/// events there are.
-async fn expected_messages(url: &str) -> (HashMap<String, Expected>, usize) {
-    let store = EventStore::connect(url, &StoreOptions::default())
-        .await
-        .expect("orderstream's database");
-    let mut streams: HashMap<String, Vec<RecordedEvent>> = HashMap::new();
-    let mut expected = HashMap::new();
-    let mut events = 0;
-    let mut after = LogCursor::START;
-    loop {
-        let page = store.read_log(after, 500).await.expect("read the log");
-        let Some(last) = page.last() else { break };
-        after = LogCursor {
-            transaction_id: last.transaction_id,
-            position: last.position,
-        };
-        for event in page {
-            events += 1;
-            let earlier = streams.entry(event.stream_id.clone()).or_default();
-            let messages = contracts::integration_events(&event, earlier.as_slice());
-            for message in messages.expect("map an event") {
-                let body = message.payload.clone();
-                expected.insert(
-                    message.message_id.to_string(),
-                    Expected {
-                        contract: message.name,
-                        body,
-                    },
-                );
-            }
-            earlier.push(event);
-        }
-    }
-    (expected, events)
 }
 
 struct Fleet<'a> {
@@ -337,13 +184,6 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-fn decimal(value: &Value) -> Decimal {
-    value
-        .as_str()
-        .and_then(|text| text.parse().ok())
-        .unwrap_or_else(|| panic!("a decimal string, got {value}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -497,136 +337,9 @@ async fn a_crashing_relay_and_finance_lose_nothing_and_book_everything_once() {
     })
     .await;
 
-    // The relay: every message owed, nothing else, each id with one body
-    // (the one the log maps to), first deliveries of a stream in log order.
     let seen = std::mem::take(&mut *seen.lock().expect("audit lock"));
-    let mut first: HashMap<&str, &Delivered> = HashMap::new();
-    let mut last_position: HashMap<&str, i64> = HashMap::new();
-    for delivered in seen.iter() {
-        // Else the order check below would compare nothing.
-        assert!(
-            delivered.log_position > 0 && !delivered.stream_id.is_empty(),
-            "{} {} without its stream_id and log_position headers",
-            delivered.contract,
-            delivered.message_id
-        );
-        let Some(owed) = expected.get(&delivered.message_id) else {
-            panic!(
-                "{} {} was published but no event of the log maps to it",
-                delivered.contract, delivered.message_id
-            );
-        };
-        assert_eq!(
-            delivered.contract, owed.contract,
-            "{}",
-            delivered.message_id
-        );
-        assert_eq!(
-            delivered.body, owed.body,
-            "{} {}: a body other than the log's",
-            delivered.contract, delivered.message_id
-        );
-        if let Some(earlier) = first.get(delivered.message_id.as_str()) {
-            assert_eq!(earlier.body, delivered.body, "one message id, two bodies");
-            continue;
-        }
-        first.insert(delivered.message_id.as_str(), delivered);
-        let position = last_position.entry(&delivered.stream_id).or_insert(0);
-        assert!(
-            delivered.log_position >= *position,
-            "stream {}: {} (log position {}) first delivered after log position {}",
-            delivered.stream_id,
-            delivered.message_id,
-            delivered.log_position,
-            position
-        );
-        *position = delivered.log_position;
-    }
-    assert_eq!(
-        first.len(),
-        expected.len(),
-        "every message owed was published"
-    );
-    let redeliveries = seen.len() - first.len();
-
-    // Finance: its journal against the orders' outcomes.
-    let mut entries: HashMap<(String, String), Vec<Decimal>> = HashMap::new();
-    let mut after = 0;
-    loop {
-        let page = fleet
-            .get(
-                finance,
-                &format!("/finance/journal?after={after}&limit=500"),
-            )
-            .await;
-        for entry in page["entries"].as_array().expect("entries") {
-            let debits: Decimal = entry["lines"]
-                .as_array()
-                .expect("lines")
-                .iter()
-                .map(|line| decimal(&line["debit"]))
-                .sum();
-            entries
-                .entry((
-                    entry["order_id"].as_str().expect("order_id").to_owned(),
-                    entry["contract"].as_str().expect("contract").to_owned(),
-                ))
-                .or_default()
-                .push(debits);
-        }
-        match page["next_after"].as_i64() {
-            Some(next) => after = next,
-            None => break,
-        }
-    }
-    let mut booked = 0;
-    for (order, body) in &statuses {
-        let total = decimal(&body["total"]);
-        let (shipped, captured, written_off) = match body["status"].as_str() {
-            Some("paid") => (true, true, false),
-            Some("payment_failed") => (true, false, true),
-            _ => (false, false, false),
-        };
-        for (contract, owed) in [
-            ("order.shipped.v1", shipped),
-            ("payment.captured.v1", captured),
-            ("payment.failed.v1", written_off),
-        ] {
-            let found = entries
-                .get(&(order.clone(), contract.to_owned()))
-                .cloned()
-                .unwrap_or_default();
-            let want: Vec<Decimal> = if owed { vec![total] } else { Vec::new() };
-            assert_eq!(
-                found, want,
-                "order {order} ({}): {contract} entries",
-                body["status"]
-            );
-            booked += found.len();
-        }
-    }
-    assert_eq!(
-        booked,
-        entries.values().map(Vec::len).sum::<usize>(),
-        "entries for orders the workload never placed"
-    );
-    let trial_balance = fleet.get(finance, "/finance/trial-balance").await;
-    for currency in trial_balance["currencies"].as_array().expect("currencies") {
-        assert_eq!(
-            decimal(&currency["total_debits"]),
-            decimal(&currency["total_credits"]),
-            "the books balance: {currency}"
-        );
-        for account in currency["accounts"].as_array().expect("accounts") {
-            if account["account"] == "1200" {
-                assert_eq!(
-                    decimal(&account["balance"]),
-                    Decimal::ZERO,
-                    "receivables: {account}"
-                );
-            }
-        }
-    }
+    let redeliveries = relay_audit::check_published(&seen, &expected);
+    let booked = books::check_books(&fleet.client, finance, &statuses).await;
     let dead = fleet.get(finance, "/finance/admin/dead-letters").await;
     assert_eq!(
         dead["dead_letters"].as_array().map(Vec::len),
