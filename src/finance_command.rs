@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use finance::dead_letters::{self, Replay};
-use finance::{FinanceConfig, Topology};
+use finance::{FinanceConfig, HttpLimits, Topology};
 
 #[derive(clap::Subcommand)]
 pub enum FinanceCommand {
@@ -62,6 +62,21 @@ pub struct FinanceServeArgs {
     /// Unacknowledged messages the consumer holds at once.
     #[arg(long, env = "ORDERSTREAM_FINANCE_PREFETCH", default_value_t = 16)]
     prefetch: u16,
+    /// Longest an HTTP request may take, body upload included; then 503.
+    #[arg(long, env = "ORDERSTREAM_FINANCE_REQUEST_TIMEOUT", default_value = "30s", value_parser = crate::duration::parse_positive)]
+    request_timeout: Duration,
+    /// Longest a client may take to send a request head (or stay idle
+    /// between requests); then the connection is closed.
+    #[arg(long, env = "ORDERSTREAM_FINANCE_HEADER_TIMEOUT", default_value = "10s", value_parser = crate::duration::parse_positive)]
+    header_timeout: Duration,
+    /// HTTP requests handled at once (health, ready and metrics apart);
+    /// more get 503 with Retry-After at once.
+    #[arg(long, env = "ORDERSTREAM_FINANCE_MAX_CONCURRENT_REQUESTS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_concurrent_requests: u32,
+    /// After SIGTERM or Ctrl-C, how long HTTP requests in flight may still
+    /// take; connections still open then are dropped.
+    #[arg(long, env = "ORDERSTREAM_FINANCE_SHUTDOWN_GRACE", default_value = "10s", value_parser = crate::duration::parse_positive)]
+    shutdown_grace: Duration,
 }
 
 #[derive(clap::Subcommand)]
@@ -113,6 +128,14 @@ pub async fn run(command: FinanceCommand) -> anyhow::Result<()> {
                 prefetch: args.prefetch,
                 listen: args.bind,
                 admin_token: args.admin_token,
+                http: HttpLimits {
+                    request_timeout: args.request_timeout,
+                    header_read_timeout: args.header_timeout,
+                    max_concurrent_requests: usize::try_from(args.max_concurrent_requests)
+                        .unwrap_or(usize::MAX),
+                    shutdown_grace: args.shutdown_grace,
+                    ..HttpLimits::default()
+                },
             };
             tracing::info!(
                 listen = %config.listen,

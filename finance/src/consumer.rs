@@ -17,6 +17,7 @@ use thiserror::Error;
 
 use crate::ledger::{self, Recorded};
 use crate::rules::{self, RuleError};
+use crate::status::ConsumerStatus;
 use crate::topology::{self, Topology};
 
 /// Header: how many times the message has failed so far.
@@ -36,6 +37,9 @@ pub struct ConsumerSettings {
     /// Deliveries the broker sends ahead of acks (bounds memory and the
     /// redeliveries after a crash).
     pub prefetch: u16,
+    /// Where the consumer says whether it consumes (readiness) and what it
+    /// holds (lag).
+    pub status: ConsumerStatus,
 }
 
 /// Why a message could not be booked. Every kind is retried then
@@ -106,9 +110,12 @@ async fn consume(pool: &PgPool, settings: &ConsumerSettings) -> Result<(), lapin
             FieldTable::default(),
         )
         .await?;
+    let _consuming = settings.status.consuming();
     tracing::info!(queue = %settings.topology.queue, "finance consumer: consuming");
     while let Some(delivery) = deliveries.next().await {
-        handle(pool, &publisher, &settings.topology, delivery?).await?;
+        let delivery = delivery?;
+        let _handling = settings.status.handling(&delivery);
+        handle(pool, &publisher, &settings.topology, delivery).await?;
     }
     Ok(())
 }

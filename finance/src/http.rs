@@ -3,6 +3,8 @@
 //!
 //! | method | path | |
 //! |---|---|---|
+//! | GET | /finance/health | the process is up |
+//! | GET | /finance/ready | 200 once the consumer consumes and the database answers; 503 while not |
 //! | GET | /finance/journal?after=&limit= | entries oldest first, keyset paged (`next_after`) |
 //! | GET | /finance/trial-balance | per currency and account; debits = credits |
 //! | GET | /finance/metrics | Prometheus text (see `metrics`) |
@@ -10,7 +12,9 @@
 //! | POST | /finance/admin/dead-letters/{message_id}/replay | replay one (admin) |
 //! | POST | /finance/admin/dead-letters/replay | replay all (admin) |
 
-use axum::extract::{Path, Query, State};
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -19,10 +23,17 @@ use serde::Deserialize;
 use serde_json::json;
 use sqlx::PgPool;
 use subtle::ConstantTimeEq;
+use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::dead_letters::{self, Replay};
 use crate::ledger;
+use crate::limits::{self, Guard, HttpLimits};
+use crate::status::ConsumerStatus;
 use crate::topology::{self, Topology};
+
+/// How long readiness waits for the database: a probe must answer within
+/// its own timeout (1 s by default in Kubernetes; orchestrators vary).
+const READY_DATABASE_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
 pub struct FinanceHttp {
@@ -31,16 +42,28 @@ pub struct FinanceHttp {
     pub topology: Topology,
     /// None: the admin endpoints answer 403.
     pub admin_token: Option<String>,
+    /// The consumer's, for readiness and lag.
+    pub status: ConsumerStatus,
+    pub limits: HttpLimits,
 }
 
 pub fn router(state: FinanceHttp) -> Router {
     // Installs the recorder now: counts made before the first scrape stay.
     let metrics = crate::metrics::handle();
+    let guard = Guard::new(state.limits.clone());
+    let body_limit = state.limits.body_limit;
     Router::new()
+        .route("/finance/health", get(health))
+        .route("/finance/ready", get(ready))
         .route(
             "/finance/metrics",
             get(move |State(state): State<FinanceHttp>| async move {
-                crate::metrics::refresh_broker_gauges(&state.amqp_url, &state.topology).await;
+                crate::metrics::refresh_broker_gauges(
+                    &state.amqp_url,
+                    &state.topology,
+                    &state.status,
+                )
+                .await;
                 (
                     [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
                     metrics.render(),
@@ -55,7 +78,60 @@ pub fn router(state: FinanceHttp) -> Router {
             "/finance/admin/dead-letters/{message_id}/replay",
             post(replay_one),
         )
+        .fallback(not_found)
+        .layer(CatchPanicLayer::custom(panicked))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(guard, limits::limit))
         .with_state(state)
+}
+
+async fn not_found() -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, "Not found", "no such endpoint")
+}
+
+/// A panic is a bug: logged, answered with an opaque 500.
+fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("finance: a request handler panicked");
+    Problem::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Internal error",
+        "an internal error occurred; it has been logged",
+    )
+    .into_response()
+}
+
+/// The process is up (liveness): nothing else is checked, so that an
+/// orchestrator never restarts Finance for a broker outage.
+async fn health() -> Response {
+    Json(json!({ "status": "ok" })).into_response()
+}
+
+/// Ready to take messages: the consumer has declared its topology and the
+/// broker delivers to it, and the database answers. A relay publishing
+/// with `mandatory` before Finance is ready would see its messages
+/// returned for want of a bound queue.
+async fn ready(State(state): State<FinanceHttp>) -> Result<Response, Problem> {
+    if !state.status.is_consuming() {
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Not ready",
+            format!(
+                "not consuming from {} yet: the broker is unreachable or the consumer is \
+                 reconnecting",
+                state.topology.queue
+            ),
+        ));
+    }
+    let ping = sqlx::query("SELECT 1").execute(&state.pool);
+    match tokio::time::timeout(READY_DATABASE_TIMEOUT, ping).await {
+        Ok(Ok(_)) => Ok(Json(json!({ "status": "ready" })).into_response()),
+        Ok(Err(error)) => Err(error.into()),
+        Err(_) => Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Database unavailable",
+            "the finance database did not answer in time",
+        )),
+    }
 }
 
 /// problem+json (RFC 9457), like the orderstream API.
@@ -67,7 +143,11 @@ pub struct Problem {
 }
 
 impl Problem {
-    fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Problem {
+    pub(crate) fn new(
+        status: StatusCode,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Problem {
         Problem {
             status,
             title,

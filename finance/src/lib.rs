@@ -5,8 +5,11 @@ pub mod consumer;
 pub mod contracts;
 pub mod dead_letters;
 pub mod ledger;
+pub mod limits;
 pub mod metrics;
 pub mod rules;
+mod server;
+pub mod status;
 pub mod topology;
 
 /// Finance's schema, applied to its own database (`FINANCE_DATABASE_URL`).
@@ -19,6 +22,8 @@ use thiserror::Error;
 
 pub use consumer::ConsumerSettings;
 pub use http::{router, FinanceHttp};
+pub use limits::HttpLimits;
+pub use status::ConsumerStatus;
 pub use topology::Topology;
 
 pub mod http;
@@ -33,6 +38,7 @@ pub struct FinanceConfig {
     pub prefetch: u16,
     pub listen: SocketAddr,
     pub admin_token: Option<String>,
+    pub http: HttpLimits,
 }
 
 #[derive(Debug, Error)]
@@ -68,23 +74,26 @@ pub async fn run(
             listen: config.listen,
             source,
         })?;
+    let status = ConsumerStatus::default();
     let consumer = tokio::spawn(consumer::run(
         pool.clone(),
         ConsumerSettings {
             amqp_url: config.amqp_url.clone(),
             topology: config.topology.clone(),
             prefetch: config.prefetch,
+            status: status.clone(),
         },
     ));
     tracing::info!(listen = %config.listen, "finance: serving HTTP");
-    let app = router(FinanceHttp {
+    let state = FinanceHttp {
         pool,
         amqp_url: config.amqp_url,
         topology: config.topology,
         admin_token: config.admin_token,
-    });
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+        status,
+        limits: config.http,
+    };
+    let served = serve(listener, state, shutdown)
         .await
         .map_err(|source| RunError::Listen {
             listen: config.listen,
@@ -94,4 +103,24 @@ pub async fn run(
     // back to the queue and the inbox makes their redelivery harmless.
     consumer.abort();
     served
+}
+
+/// Serves Finance's HTTP on `listener` with its limits (header-read
+/// timeout, and after `shutdown` the requests in flight get at most the
+/// shutdown grace period) until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: FinanceHttp,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let header_read_timeout = state.limits.header_read_timeout;
+    let shutdown_grace = state.limits.shutdown_grace;
+    server::serve(
+        listener,
+        router(state),
+        header_read_timeout,
+        shutdown_grace,
+        shutdown,
+    )
+    .await
 }

@@ -6,7 +6,16 @@
 //! retry queue) and `dead_lettered` (the last attempt failed). Read from
 //! the broker at each scrape with passive declares (which never create a
 //! queue): the dead-letter queue's depth and the inbox's ready messages
-//! (the consumer's lag), and whether the broker answered.
+//! (the consumer's lag in messages), and whether the broker answered.
+//!
+//! `finance_consumer_lag_seconds` is the lag in time: the age of the
+//! oldest message not yet booked, i.e. of the message the consumer holds
+//! or took last while messages wait behind it (see
+//! `ConsumerStatus::lag_seconds`); 0 once the inbox is empty. A message's
+//! age counts from its AMQP timestamp, which the relay sets to when the
+//! source event was recorded in orderstream's log: the figure is end to
+//! end, relay lag included (whole seconds). A retried or replayed message
+//! keeps its first timestamp, so the figure jumps while one is handled.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -17,12 +26,15 @@ use lapin::types::FieldTable;
 use lapin::{Connection, ErrorKind};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
+use crate::status::ConsumerStatus;
 use crate::topology::{self, Topology};
 
 pub const MESSAGES: &str = "finance_messages_total";
 pub const DEAD_LETTERS: &str = "finance_dead_letters";
 pub const INBOX_READY: &str = "finance_inbox_ready_messages";
 pub const BROKER_UP: &str = "finance_broker_up";
+pub const LAG_SECONDS: &str = "finance_consumer_lag_seconds";
+pub const CONSUMING: &str = "finance_consumer_up";
 
 /// How long a scrape waits for the broker before reporting it down: a
 /// scrape must answer within Prometheus's own timeout (10 s by default).
@@ -54,25 +66,33 @@ pub(crate) fn message_handled(outcome: &'static str) {
     metrics::counter!(MESSAGES, "outcome" => outcome).increment(1);
 }
 
-/// Reads the queue depths from the broker. A broker that does not answer
-/// sets `finance_broker_up` to 0 and leaves the depths as they were (an
-/// alert on dead letters keeps firing through an outage).
-pub async fn refresh_broker_gauges(amqp_url: &str, topology: &Topology) {
+/// Reads the queue depths from the broker and works out the lag. A broker
+/// that does not answer sets `finance_broker_up` to 0 and leaves the depths
+/// (and the lag, unless a message in hand tells it) as they were: an alert
+/// on dead letters or lag keeps firing through an outage.
+pub async fn refresh_broker_gauges(amqp_url: &str, topology: &Topology, status: &ConsumerStatus) {
     let depths = tokio::time::timeout(BROKER_TIMEOUT, queue_depths(amqp_url, topology)).await;
-    match depths {
+    let ready = match depths {
         Ok(Ok((dead, ready))) => {
             metrics::gauge!(BROKER_UP).set(1.0);
             metrics::gauge!(DEAD_LETTERS).set(dead as f64);
             metrics::gauge!(INBOX_READY).set(ready as f64);
+            Some(ready)
         }
         Ok(Err(error)) => {
             tracing::warn!(%error, "finance metrics: could not read the queue depths");
             metrics::gauge!(BROKER_UP).set(0.0);
+            None
         }
         Err(_) => {
             tracing::warn!(timeout = ?BROKER_TIMEOUT, "finance metrics: the broker did not answer");
             metrics::gauge!(BROKER_UP).set(0.0);
+            None
         }
+    };
+    metrics::gauge!(CONSUMING).set(if status.is_consuming() { 1.0 } else { 0.0 });
+    if let Some(lag) = status.lag_seconds(ready, chrono::Utc::now().timestamp()) {
+        metrics::gauge!(LAG_SECONDS).set(lag);
     }
 }
 

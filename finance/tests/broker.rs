@@ -23,6 +23,7 @@ async fn start_consumer(pool: &PgPool, topology: &Topology) -> JoinHandle<()> {
             amqp_url: amqp_url().await,
             topology: topology.clone(),
             prefetch: 16,
+            status: Default::default(),
         },
     ))
 }

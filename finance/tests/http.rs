@@ -20,9 +20,7 @@ async fn serve(state: FinanceHttp) -> String {
         .await
         .expect("bind");
     let address = listener.local_addr().expect("address");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, finance::router(state)).await;
-    });
+    tokio::spawn(finance::serve(listener, state, std::future::pending()));
     format!("http://{address}")
 }
 
@@ -46,6 +44,8 @@ async fn journal_trial_balance_and_dead_letters_over_http() {
         amqp_url: amqp_url().await,
         topology: topology.clone(),
         admin_token: Some(TOKEN.into()),
+        status: Default::default(),
+        limits: Default::default(),
     })
     .await;
     let consumer = tokio::spawn(consumer::run(
@@ -54,6 +54,7 @@ async fn journal_trial_balance_and_dead_letters_over_http() {
             amqp_url: amqp_url().await,
             topology: topology.clone(),
             prefetch: 8,
+            status: Default::default(),
         },
     ));
     for i in 1..=5 {

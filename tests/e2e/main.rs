@@ -13,6 +13,7 @@ mod hardening;
 mod helpers;
 mod idempotency;
 mod integration;
+mod integration_faults;
 mod inventory;
 mod least_privilege;
 mod numbers;

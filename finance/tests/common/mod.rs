@@ -94,6 +94,21 @@ impl Publisher {
     }
 
     pub async fn publish(&self, message: &Message) {
+        self.publish_with(message, |properties| properties).await;
+    }
+
+    /// Publishes with an AMQP timestamp (unix seconds), as the relay sets
+    /// it to when the source event was recorded.
+    pub async fn publish_at(&self, message: &Message, timestamp: u64) {
+        self.publish_with(message, |properties| properties.with_timestamp(timestamp))
+            .await;
+    }
+
+    async fn publish_with(
+        &self,
+        message: &Message,
+        adjust: impl FnOnce(BasicProperties) -> BasicProperties,
+    ) {
         let mut headers = FieldTable::default();
         headers.insert(
             "stream_id".into(),
@@ -108,6 +123,7 @@ impl Publisher {
             .with_type(message.contract.into())
             .with_app_id("orderstream".into())
             .with_headers(headers);
+        let properties = adjust(properties);
         let confirmation = self
             .channel
             .basic_publish(
