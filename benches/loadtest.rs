@@ -80,6 +80,22 @@ const RAW_SINGLE_INSERT: &str = "INSERT INTO raw_events (transaction_id, stream_
      causation_id, recorded_at) VALUES (pg_current_xact_id()::text::bigint, $1, 1, $2, \
      'OrderLineAdded', 1, $3, $4, $5, NULL, clock_timestamp())";
 
+/// Ten such rows in one statement (one transaction): the raw rate of the
+/// choreography's unit of work, about ten events an order.
+const RAW_TEN_INSERT: &str = "INSERT INTO raw_events (transaction_id, stream_id, \
+     stream_version, event_id, event_type, schema_version, data, metadata, correlation_id, \
+     causation_id, recorded_at) \
+     SELECT pg_current_xact_id()::text::bigint, $1, n.version, n.event_id, 'OrderLineAdded', 1, \
+            $3, $4, $5, NULL, clock_timestamp() \
+       FROM unnest($2::uuid[]) WITH ORDINALITY AS n(event_id, version)";
+
+/// Targets of issue 12 for the choreography.
+const EVENTS_RATIO_TARGET: f64 = 0.15;
+const TRANSACTIONS_PER_ORDER_TARGET: f64 = 8.0;
+const IDLE_TRANSACTIONS_TARGET: f64 = 2.0;
+/// How long the idle service is watched.
+const IDLE_WINDOW: Duration = Duration::from_secs(20);
+
 struct Config {
     run_for: Duration,
     clients: usize,
@@ -194,8 +210,23 @@ async fn run_in(
         .connect_with(options.clone())
         .await?;
     sqlx::query("CHECKPOINT").execute(&setup).await?;
-    let raw_rate = raw_inserts(&raw, config.clients, config.run_for).await?;
+    let raw_rate = raw_inserts(&raw, config.clients, config.run_for, 1).await?;
+    sqlx::query("CHECKPOINT").execute(&setup).await?;
+    let raw_ten_rate = raw_inserts(&raw, config.clients, config.run_for, 10).await?;
     raw.close().await;
+    eprintln!(
+        "raw ten-row INSERT, {} tasks: {} rows/s",
+        config.clients,
+        thousands(raw_ten_rate)
+    );
+    rows.push(row(
+        format!(
+            "raw ten-row INSERT (one statement), {} tasks, {} s",
+            config.clients,
+            config.run_for.as_secs()
+        ),
+        format!("{} rows/s", thousands(raw_ten_rate)),
+    ));
     eprintln!(
         "raw single-row INSERT, {} tasks: {} rows/s",
         config.clients,
@@ -319,8 +350,14 @@ async fn run_in(
     let mut sustained: Option<(u64, f64)> = None;
     for &rate in &config.rates {
         wait_until_idle(&store).await?;
+        let xacts_before = transactions(&setup).await?;
         let step = open_loop_step(&client, &service, &store, rate, config.step_for).await?;
         let drain = wait_until_paid(&setup, &step.order_ids, DRAIN_PATIENCE).await?;
+        wait_until_idle(&store).await?;
+        // Let backends flush their statistics before reading them.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let step_xacts_per_order =
+            (transactions(&setup).await? - xacts_before) as f64 / step.accepted.max(1) as f64;
         let paid = placed_to_paid(&setup, &step.order_ids).await?;
         let scheduled = rate * config.step_for.as_secs();
         let achieved = step.accepted as f64 / config.step_for.as_secs_f64();
@@ -329,7 +366,8 @@ async fn run_in(
         let ok = on_time && drained;
         eprintln!(
             "open loop {rate}/s: {} of {scheduled} accepted, max lag {} events, \
-             drained in {}, placed-to-paid {}, peak VmRSS {:.1} MiB: {}",
+             drained in {}, placed-to-paid {}, {step_xacts_per_order:.1} transactions/order, \
+             peak VmRSS {:.1} MiB: {}",
             step.accepted,
             step.max_lag,
             describe_drain(&drain, step.order_ids.len()),
@@ -344,7 +382,8 @@ async fn run_in(
             ),
             format!(
                 "{} accepted ({achieved:.0}/s), HTTP p99 {:.1} ms, max lag {} events, \
-                 drained {}, placed-to-paid {}{}",
+                 drained {}, placed-to-paid {}, {step_xacts_per_order:.1} PostgreSQL \
+                 transactions per order{}",
                 step.accepted,
                 quantile_ms(&step.http, 0.99),
                 step.max_lag,
@@ -353,17 +392,33 @@ async fn run_in(
                 if ok { "" } else { ": NOT sustained" }
             ),
         ));
+        if rate == 200 {
+            rows.push(row_with_target(
+                "PostgreSQL transactions per order at 200 orders/s (step and drain)",
+                format!("{step_xacts_per_order:.1}"),
+                "<= 8",
+                step_xacts_per_order <= TRANSACTIONS_PER_ORDER_TARGET,
+            ));
+        }
         if !ok {
             break;
         }
         sustained = Some((rate, step.max_rss_mib));
     }
     let (hwm, rss) = service.memory_mib()?;
+    rows.extend(idle_rows(&setup, &store, &service).await?);
     match sustained {
         Some((rate, rss_at_rate)) => {
             rows.push(row(
                 "highest sustained paid orders/s (lag bounded, all paid within 3 s)",
                 format!("{rate}"),
+            ));
+            let events_ratio = rate as f64 * 10.0 / raw_ten_rate;
+            rows.push(row_with_target(
+                "choreography events/s at the sustained rate (10 an order) ÷ raw ten-row INSERT rows/s",
+                format!("{events_ratio:.3}"),
+                ">= 0.15",
+                events_ratio >= EVENTS_RATIO_TARGET,
             ));
             rows.push(row_with_target(
                 format!("service peak VmRSS sampled at {rate} orders/s"),
@@ -388,6 +443,33 @@ async fn run_in(
     store.pool().close().await;
     setup.close().await;
     Ok(rows)
+}
+
+/// What an idle service costs: PostgreSQL transactions a second (the
+/// bench's own two statements included) and the service's CPU.
+async fn idle_rows(setup: &PgPool, store: &EventStore, service: &Service) -> BenchResult<Vec<Row>> {
+    wait_until_idle(store).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (xacts, cpu) = (transactions(setup).await?, service.cpu_seconds()?);
+    tokio::time::sleep(IDLE_WINDOW).await;
+    let seconds = IDLE_WINDOW.as_secs_f64();
+    let per_second = (transactions(setup).await? - xacts) as f64 / seconds;
+    let cpu_share = (service.cpu_seconds()? - cpu) / seconds;
+    Ok(vec![
+        row_with_target(
+            format!(
+                "idle service: PostgreSQL transactions/s over {} s",
+                IDLE_WINDOW.as_secs()
+            ),
+            format!("{per_second:.2}"),
+            "<= 2",
+            per_second <= IDLE_TRANSACTIONS_TARGET,
+        ),
+        row(
+            "idle service: CPU share of one core",
+            format!("{:.2} %", cpu_share * 100.0),
+        ),
+    ])
 }
 
 /// `orderstream serve` as a child process, killed on drop.
@@ -781,8 +863,14 @@ async fn events_per_order(pool: &PgPool, orders: u64) -> BenchResult<f64> {
     Ok(events as f64 / orders.max(1) as f64)
 }
 
-/// `tasks` tasks inserting one row per autocommit statement, for `run_for`.
-async fn raw_inserts(pool: &PgPool, tasks: usize, run_for: Duration) -> BenchResult<f64> {
+/// `tasks` tasks inserting `per_statement` rows (1 or 10) per autocommit
+/// statement, for `run_for`: rows/s.
+async fn raw_inserts(
+    pool: &PgPool,
+    tasks: usize,
+    run_for: Duration,
+    per_statement: usize,
+) -> BenchResult<f64> {
     let started = Instant::now();
     let deadline = started + run_for;
     let workers: Vec<_> = (0..tasks)
@@ -798,15 +886,27 @@ async fn raw_inserts(pool: &PgPool, tasks: usize, run_for: Duration) -> BenchRes
                         "correlation_id": correlation_id,
                         "actor": "bench",
                     });
-                    sqlx::query(RAW_SINGLE_INSERT)
-                        .bind(format!("order-{order_id}"))
-                        .bind(Uuid::new_v4())
-                        .bind(&data)
-                        .bind(&metadata)
-                        .bind(correlation_id.to_string())
-                        .execute(&pool)
-                        .await?;
-                    rows += 1;
+                    if per_statement == 1 {
+                        sqlx::query(RAW_SINGLE_INSERT)
+                            .bind(format!("order-{order_id}"))
+                            .bind(Uuid::new_v4())
+                            .bind(&data)
+                            .bind(&metadata)
+                            .bind(correlation_id.to_string())
+                            .execute(&pool)
+                            .await?;
+                    } else {
+                        let ids: Vec<Uuid> = (0..per_statement).map(|_| Uuid::new_v4()).collect();
+                        sqlx::query(RAW_TEN_INSERT)
+                            .bind(format!("order-{order_id}"))
+                            .bind(&ids)
+                            .bind(&data)
+                            .bind(&metadata)
+                            .bind(correlation_id.to_string())
+                            .execute(&pool)
+                            .await?;
+                    }
+                    rows += per_statement as u64;
                 }
                 Ok::<u64, sqlx::Error>(rows)
             })
