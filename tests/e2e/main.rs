@@ -25,3 +25,4 @@ mod restore;
 mod served;
 mod service;
 mod shipping;
+mod tracing;
