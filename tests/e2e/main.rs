@@ -18,6 +18,7 @@ mod least_privilege;
 mod numbers;
 mod operations;
 mod orders;
+mod otlp_receiver;
 mod paging;
 mod properties;
 mod quick_tour;

@@ -5,126 +5,19 @@
 //! HTTP request through the events the reactors write, the relay's publish
 //! and Finance's booking, each span a child of the one before it.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
 use event_store::{Traceparent, MIGRATOR};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
-use opentelemetry_proto::tonic::common::v1::KeyValue;
 use pg_embedded::TestDatabase;
-use prost::Message;
 use rabbitmq_embedded::TestBroker;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::helpers::{order_body, ADMIN_TOKEN, PATIENCE};
+use crate::otlp_receiver::{start_receiver, trace, ExportedSpan};
 use crate::served::Server;
 
 const SKU: &str = "TRACED-A";
-
-/// One span as the receiver got it; ids in lowercase hex.
-#[derive(Debug, Clone)]
-struct ExportedSpan {
-    service: String,
-    name: String,
-    trace_id: String,
-    span_id: String,
-    parent_span_id: String,
-    attributes: HashMap<String, String>,
-}
-
-impl ExportedSpan {
-    fn attribute(&self, key: &str) -> Option<&str> {
-        self.attributes.get(key).map(String::as_str)
-    }
-}
-
-type Received = Arc<Mutex<Vec<ExportedSpan>>>;
-
-/// An OTLP/HTTP (protobuf) trace receiver on a free port: what an
-/// OpenTelemetry Collector's `otlp` receiver would take.
-async fn start_receiver() -> (String, Received) {
-    let received = Received::default();
-    let app = axum::Router::new()
-        .route("/v1/traces", axum::routing::post(receive))
-        .with_state(received.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind the receiver");
-    let address = listener.local_addr().expect("the receiver's address");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{address}"), received)
-}
-
-async fn receive(State(received): State<Received>, body: Bytes) -> axum::response::Response {
-    let Ok(request) = ExportTraceServiceRequest::decode(body) else {
-        return StatusCode::BAD_REQUEST.into_response();
-    };
-    let mut spans = Vec::new();
-    for resource_spans in request.resource_spans {
-        let resource = resource_spans
-            .resource
-            .map(|resource| attributes(&resource.attributes))
-            .unwrap_or_default();
-        let service = resource.get("service.name").cloned().unwrap_or_default();
-        for scope_spans in resource_spans.scope_spans {
-            for span in scope_spans.spans {
-                spans.push(ExportedSpan {
-                    service: service.clone(),
-                    name: span.name,
-                    trace_id: hex(&span.trace_id),
-                    span_id: hex(&span.span_id),
-                    parent_span_id: hex(&span.parent_span_id),
-                    attributes: attributes(&span.attributes),
-                });
-            }
-        }
-    }
-    received.lock().expect("the receiver's lock").extend(spans);
-    (
-        [(header::CONTENT_TYPE, "application/x-protobuf")],
-        ExportTraceServiceResponse::default().encode_to_vec(),
-    )
-        .into_response()
-}
-
-fn attributes(attributes: &[KeyValue]) -> HashMap<String, String> {
-    attributes
-        .iter()
-        .filter_map(|attribute| {
-            let value = match attribute.value.as_ref()?.value.as_ref()? {
-                AnyValue::StringValue(text) => text.clone(),
-                AnyValue::IntValue(number) => number.to_string(),
-                AnyValue::BoolValue(flag) => flag.to_string(),
-                _ => return None,
-            };
-            Some((attribute.key.clone(), value))
-        })
-        .collect()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
-/// The spans of `trace_id` received so far.
-fn trace(received: &Received, trace_id: &str) -> Vec<ExportedSpan> {
-    received
-        .lock()
-        .expect("the receiver's lock")
-        .iter()
-        .filter(|span| span.trace_id == trace_id)
-        .cloned()
-        .collect()
-}
 
 /// From `span` up to the root of what was received: `span` first.
 fn ancestry<'a>(spans: &'a [ExportedSpan], span: &'a ExportedSpan) -> Vec<&'a ExportedSpan> {
@@ -312,8 +205,9 @@ async fn a_callers_trace_reaches_finance_through_events_reactors_and_the_broker(
         let orphans: Vec<&ExportedSpan> = spans
             .iter()
             .filter(|span| {
-                !spans.iter().any(|s| s.span_id == span.parent_span_id)
-                    && !(span.name == "request" && span.parent_span_id == caller_span)
+                let is_the_request = span.name == "request" && span.parent_span_id == caller_span;
+                let has_parent = spans.iter().any(|s| s.span_id == span.parent_span_id);
+                !(is_the_request || has_parent)
             })
             .collect();
         let unwritten: Vec<&Value> = events
@@ -408,4 +302,161 @@ async fn a_callers_trace_reaches_finance_through_events_reactors_and_the_broker(
         .expect("the other order's OrderPlaced");
     let own = event_traceparent(placed).expect("a trace of its own");
     assert_ne!(own.trace_id(), trace_id);
+}
+
+/// `orderstream serve` with `environment`, logging at `info`, for the
+/// tests that signal it or read its log.
+struct Served {
+    child: std::process::Child,
+    base: String,
+    log: std::path::PathBuf,
+}
+
+impl Served {
+    async fn start(database_url: &str, environment: &[(&str, &str)]) -> Served {
+        let port = crate::served::free_port();
+        let log = std::env::temp_dir().join(format!(
+            "orderstream-traced-{}.log",
+            Uuid::new_v4().simple()
+        ));
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_orderstream"))
+            .arg("serve")
+            .envs(environment.iter().copied())
+            .env("DATABASE_URL", database_url)
+            .env("ORDERSTREAM_BIND", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("create the server log"))
+            .spawn()
+            .expect("spawn orderstream serve");
+        let mut served = Served {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Ok(Some(status)) = served.child.try_wait() {
+                panic!("serve exited with {status}; log: {}", served.log.display());
+            }
+            let ready = client.get(served.url("/ready")).send().await;
+            if ready.is_ok_and(|response| response.status() == 200) {
+                return served;
+            }
+            assert!(Instant::now() < deadline, "serve was not ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then waits for the exit.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let kill = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run `kill` (install procps)");
+        assert!(kill.success());
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for serve") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "serve ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn caller_traceparent() -> (String, String) {
+    let trace_id = Uuid::new_v4().simple().to_string();
+    let span_id = &Uuid::new_v4().simple().to_string()[..16];
+    (trace_id.clone(), format!("00-{trace_id}-{span_id}-01"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_still_buffered_are_exported_on_a_graceful_shutdown() {
+    let database = TestDatabase::new(&MIGRATOR).await.expect("test database");
+    let (endpoint, received) = start_receiver().await;
+    // A batch delay no test waits for: only the shutdown's flush can send.
+    let mut served = Served::start(
+        database.url(),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "600000"),
+        ],
+    )
+    .await;
+    let (trace_id, traceparent) = caller_traceparent();
+    let health = reqwest::Client::new()
+        .get(served.url("/health"))
+        .header("traceparent", traceparent)
+        .send()
+        .await
+        .expect("GET /health");
+    assert_eq!(health.status(), 200);
+    assert!(
+        trace(&received, &trace_id).is_empty(),
+        "exported before the shutdown"
+    );
+    let status = served.terminate();
+    assert!(status.success(), "serve exited with {status}");
+    let spans = trace(&received, &trace_id);
+    assert!(
+        spans.iter().any(|span| span.name == "request"),
+        "the request's span was not flushed on shutdown: {spans:?}; log: {}",
+        served.log.display()
+    );
+    assert!(served.log_text().contains("tracing export on"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_endpoint_nothing_is_exported_but_the_trace_still_reaches_the_events() {
+    let database = TestDatabase::new(&MIGRATOR).await.expect("test database");
+    let served = Served::start(database.url(), &[("OTEL_EXPORTER_OTLP_ENDPOINT", "")]).await;
+    let (trace_id, traceparent) = caller_traceparent();
+    let client = reqwest::Client::new();
+    let response = client
+        .post(served.url("/orders"))
+        .header("traceparent", traceparent)
+        .json(&order_body(&[(SKU, 1)], "card_ok"))
+        .send()
+        .await
+        .expect("POST /orders");
+    assert_eq!(response.status(), 201);
+    let order: Value = response.json().await.expect("a JSON body");
+    let order_id = order["order_id"].as_str().expect("order_id");
+    let history: Value = client
+        .get(served.url(&format!("/streams/order-{order_id}")))
+        .send()
+        .await
+        .expect("GET the order's stream")
+        .json()
+        .await
+        .expect("a JSON body");
+    let placed = &history["events"][0];
+    assert_eq!(placed["type"], "OrderPlaced", "{history}");
+    let traceparent = event_traceparent(placed).expect("the caller's trace context");
+    assert_eq!(traceparent.trace_id(), trace_id);
+    let log = served.log_text();
+    assert_eq!(
+        log.matches("tracing export off").count(),
+        1,
+        "one line says export is off: {log}"
+    );
 }
