@@ -287,6 +287,7 @@ fn sample_event() -> NewEvent {
         correlation_id: Some(Uuid::new_v4().into()),
         causation_id: None,
         actor: Some("bench".into()),
+        traceparent: None,
     })
 }
 

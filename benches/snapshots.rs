@@ -230,6 +230,7 @@ async fn seed(store: &EventStore, events: i64) -> BenchResult<String> {
         correlation_id: Some(correlation_id.into()),
         causation_id: Some(correlation_id),
         actor: Some("bench".into()),
+        traceparent: None,
     };
     let mut state = Inventory::default();
     let mut version = 0;

@@ -92,7 +92,21 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    telemetry::init(config.log_format);
+    // Only the services trace; one-shot commands only log.
+    let service = match &cli.command {
+        Command::Serve(_) => Some(telemetry::ORDERSTREAM),
+        Command::Finance {
+            command: finance_command::FinanceCommand::Serve(_),
+        } => Some(telemetry::FINANCE),
+        _ => None,
+    };
+    let telemetry = match telemetry::init(config.log_format, service) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     tracing::info!(%config, "configuration");
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -102,7 +116,10 @@ fn main() -> ExitCode {
         }
     };
     let log_format = config.log_format;
-    match runtime.block_on(run(cli.command, config)) {
+    let outcome = runtime.block_on(run(cli.command, config));
+    // After the graceful shutdown, before exiting: the last spans.
+    telemetry.shutdown();
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             match log_format {

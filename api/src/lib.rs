@@ -23,6 +23,7 @@ mod openapi;
 mod routes;
 mod server;
 mod state;
+mod trace_context;
 
 use std::future::Future;
 

@@ -32,6 +32,7 @@ pub async fn observe(mut request: Request, next: Next) -> Response {
         status = tracing::field::Empty,
         latency_ms = tracing::field::Empty,
     );
+    crate::trace_context::continue_trace(&span, request.headers());
     let response = next.run(request).instrument(span.clone()).await;
     let mut response = problem_for_bare_errors(response);
     let status = response.status();

@@ -1,7 +1,7 @@
 //! Who asked for a command, and how its events are identified.
 
 use aggregates::EncodedEvent;
-use event_store::{CorrelationId, EventMetadata, NewEvent};
+use event_store::{CorrelationId, EventMetadata, NewEvent, Traceparent};
 use uuid::Uuid;
 
 /// Namespace of the causation ids derived from correlation ids that are
@@ -19,6 +19,11 @@ pub struct CommandContext {
     pub causation_id: Uuid,
     /// Who asked: `api`, a subscription name, an operator.
     pub actor: String,
+    /// The trace context of the span the command was issued in (the
+    /// request's, a reactor's), copied into every event. Never part of an
+    /// event id: a redelivered source event handled in another span must
+    /// still derive the same ids.
+    pub traceparent: Option<Traceparent>,
     /// When set, event ids are derived from it (UUID v5) instead of drawn
     /// at random: a reactor handling the same source event twice then
     /// produces the same ids, and the store's idempotent append turns the
@@ -44,6 +49,7 @@ impl CommandContext {
             correlation_id,
             causation_id,
             actor: actor.into(),
+            traceparent: None,
             id_seed: None,
         }
     }
@@ -60,8 +66,16 @@ impl CommandContext {
             correlation_id: correlation_id.unwrap_or_else(|| source_event_id.into()),
             causation_id: source_event_id,
             actor: subscription.to_owned(),
+            traceparent: None,
             id_seed: Some(Uuid::new_v5(&namespace, source_event_id.as_bytes())),
         }
+    }
+
+    /// The same context in the trace of `traceparent` (usually
+    /// `Traceparent::current()`, the span issuing the command).
+    pub fn with_traceparent(mut self, traceparent: Option<Traceparent>) -> Self {
+        self.traceparent = traceparent;
+        self
     }
 
     /// The id of `event`, the `index`-th this command writes to
@@ -84,6 +98,7 @@ impl CommandContext {
             correlation_id: Some(self.correlation_id.clone()),
             causation_id: Some(self.causation_id),
             actor: Some(self.actor.clone()),
+            traceparent: self.traceparent.clone(),
         }
     }
 
@@ -100,5 +115,41 @@ impl CommandContext {
                 metadata: self.metadata(),
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn traceparent(span_id: &str) -> Option<Traceparent> {
+        Traceparent::parse(&format!("00-4bf92f3577b34da6a3ce929d0e0e4736-{span_id}-01")).ok()
+    }
+
+    #[test]
+    fn the_trace_context_goes_into_the_metadata_but_not_into_derived_ids() {
+        let source = Uuid::new_v4();
+        let event = EncodedEvent {
+            event_type: "OrderReserved",
+            schema_version: 1,
+            data: serde_json::json!({ "order_id": source }),
+        };
+        let first = CommandContext::caused_by_event("order-reactor", source, None)
+            .with_traceparent(traceparent("00f067aa0ba902b7"));
+        let again = CommandContext::caused_by_event("order-reactor", source, None)
+            .with_traceparent(traceparent("b7ad6b7169203331"));
+        let first_events = first.new_events("order-1", std::slice::from_ref(&event));
+        let again_events = again.new_events("order-1", std::slice::from_ref(&event));
+        assert_eq!(first_events[0].event_id, again_events[0].event_id);
+        assert_eq!(
+            first_events[0].metadata.traceparent,
+            traceparent("00f067aa0ba902b7")
+        );
+        assert_eq!(
+            again_events[0].metadata.traceparent,
+            traceparent("b7ad6b7169203331")
+        );
+        let untraced = CommandContext::from_request(source, "api").metadata();
+        assert_eq!(untraced.traceparent, None);
     }
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{CorrelationId, LogCursor};
+use crate::{CorrelationId, LogCursor, Traceparent};
 
 /// Who and what caused an event. Correlation and causation ids are also
 /// stored in their own indexed columns.
@@ -21,6 +21,26 @@ pub struct EventMetadata {
     /// Who asked: a user, a subscription name, an operator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
+    /// The W3C trace context of the span that wrote the event: what the
+    /// event causes later continues that trace. An invalid stored value
+    /// reads as none rather than failing the whole metadata.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_traceparent"
+    )]
+    pub traceparent: Option<Traceparent>,
+}
+
+fn lenient_traceparent<'de, D>(deserializer: D) -> Result<Option<Traceparent>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let value = Option::<serde_json::Value>::deserialize(deserializer)?;
+    Ok(value
+        .as_ref()
+        .and_then(serde_json::Value::as_str)
+        .and_then(|text| Traceparent::parse(text).ok()))
 }
 
 /// An event to append.
@@ -99,6 +119,12 @@ impl RecordedEvent {
     pub fn category(&self) -> &str {
         category_of(&self.stream_id)
     }
+
+    /// The trace context the event was written in, when its metadata has
+    /// a valid one.
+    pub fn traceparent(&self) -> Option<Traceparent> {
+        Traceparent::of_metadata(&self.metadata)
+    }
 }
 
 /// `order-42` -> `order`.
@@ -109,3 +135,37 @@ pub(crate) fn category_of(stream_id: &str) -> &str {
 /// The columns every event query selects, in [`RecordedEvent`]'s shape.
 pub(crate) const EVENT_COLUMNS: &str = "position, transaction_id, stream_id, stream_version, \
      event_id, event_type, schema_version, data, metadata, correlation_id, causation_id, recorded_at";
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn metadata_keeps_a_traceparent_and_omits_a_missing_one() {
+        let traced = EventMetadata {
+            traceparent: Traceparent::parse(TRACEPARENT).ok(),
+            ..EventMetadata::default()
+        };
+        let stored = serde_json::to_value(&traced).expect("serialises");
+        assert_eq!(stored, json!({ "traceparent": TRACEPARENT }));
+        let read: EventMetadata = serde_json::from_value(stored).expect("reads back");
+        assert_eq!(read, traced);
+        let untraced = serde_json::to_value(EventMetadata::default()).expect("serialises");
+        assert_eq!(untraced, json!({}));
+    }
+
+    #[test]
+    fn an_invalid_stored_traceparent_reads_as_none() {
+        for value in [json!("00-nope"), json!(7), json!(null)] {
+            let read: EventMetadata =
+                serde_json::from_value(json!({ "actor": "a", "traceparent": value }))
+                    .expect("the rest of the metadata still reads");
+            assert_eq!(read.traceparent, None);
+            assert_eq!(read.actor.as_deref(), Some("a"));
+        }
+    }
+}

@@ -28,6 +28,7 @@ mod snapshots;
 mod store;
 mod stream;
 mod subscribe;
+mod traceparent;
 mod wakeups;
 
 pub use append::{AppendResult, AppendedEvent, StreamAppend};
@@ -42,6 +43,7 @@ pub use snapshots::Snapshot;
 pub use store::{EventStore, StoreOptions};
 pub use stream::{AsOf, Direction, StreamRead};
 pub use subscribe::{SubscribeOptions, Subscription};
+pub use traceparent::{InvalidTraceparent, Traceparent, TRACEPARENT};
 
 /// Every migration of the orderstream database (the whole schema, not only
 /// the store's tables: one database, one migration history).

@@ -1,6 +1,7 @@
 //! The consumer: inbox queue -> rules -> journal, with manual acks after
 //! commit, broker-side retries with backoff, and dead letters.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -12,8 +13,13 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldArray, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel};
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::trace::TraceContextExt;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
 use sqlx::PgPool;
 use thiserror::Error;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::ledger::{self, Recorded};
 use crate::rules::{self, RuleError};
@@ -26,6 +32,8 @@ pub const ATTEMPTS_HEADER: &str = "x-finance-attempts";
 pub const FAILED_AT_HEADER: &str = "x-finance-failed-at";
 /// Header: the last failure's message.
 pub const ERROR_HEADER: &str = "x-finance-error";
+/// Header: the W3C trace context of the publish (set by the relay).
+pub const TRACEPARENT_HEADER: &str = "traceparent";
 /// Header: the routing key the message first arrived with (retries come
 /// back through the default exchange, keyed by the queue's name).
 pub const ROUTING_KEY_HEADER: &str = "x-finance-routing-key";
@@ -115,7 +123,10 @@ async fn consume(pool: &PgPool, settings: &ConsumerSettings) -> Result<(), lapin
     while let Some(delivery) = deliveries.next().await {
         let delivery = delivery?;
         let _handling = settings.status.handling(&delivery);
-        handle(pool, &publisher, &settings.topology, delivery).await?;
+        let span = consume_span(&delivery);
+        handle(pool, &publisher, &settings.topology, delivery)
+            .instrument(span)
+            .await?;
     }
     Ok(())
 }
@@ -139,11 +150,13 @@ async fn handle(
                 Recorded::Ignored => "ignored",
                 Recorded::Duplicate => "duplicate",
             };
+            tracing::Span::current().record("outcome", outcome);
             tracing::debug!(?message_id, %contract, outcome, "finance: message handled");
             crate::metrics::message_handled(outcome);
         }
         Err(error) => {
             let failed = fail(publisher, topology, &delivery, &contract, &error).await?;
+            tracing::Span::current().record("outcome", "failed");
             tracing::warn!(?message_id, %contract, %error, dead_lettered = failed.dead_lettered, attempts = failed.attempts, "finance: message failed");
             crate::metrics::message_handled(if failed.dead_lettered {
                 "dead_lettered"
@@ -154,6 +167,44 @@ async fn handle(
     }
     delivery.acker.ack(BasicAckOptions::default()).await?;
     Ok(())
+}
+
+/// The span of handling one delivery: a child of the message's
+/// `traceparent` (the relay's publish span), so that the booking joins the
+/// trace of the request that caused it. Without a valid one it starts a
+/// trace of its own.
+fn consume_span(delivery: &Delivery) -> tracing::Span {
+    let span = tracing::info_span!(
+        "consume",
+        otel.kind = "consumer",
+        messaging.system = "rabbitmq",
+        contract = %contract_of(delivery),
+        message_id = delivery.properties.message_id().as_ref().map(ShortString::as_str),
+        outcome = tracing::field::Empty,
+    );
+    if let Some(parent) = trace_context(delivery) {
+        // Fails only without the OpenTelemetry layer: nothing to join then.
+        let _ = span.set_parent(parent);
+    }
+    span
+}
+
+/// The message's W3C trace context, read by OpenTelemetry's propagator.
+fn trace_context(delivery: &Delivery) -> Option<opentelemetry::Context> {
+    let value = match delivery
+        .properties
+        .headers()
+        .as_ref()?
+        .inner()
+        .get(TRACEPARENT_HEADER)?
+    {
+        AMQPValue::LongString(value) => value.to_string(),
+        AMQPValue::ShortString(value) => value.to_string(),
+        _ => return None,
+    };
+    let carrier = HashMap::from([(TRACEPARENT_HEADER.to_owned(), value)]);
+    let context = TraceContextPropagator::new().extract(&carrier);
+    context.span().span_context().is_valid().then_some(context)
 }
 
 struct Failed {

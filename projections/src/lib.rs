@@ -18,6 +18,7 @@
 pub mod catalogue;
 pub mod gateway;
 pub mod operations;
+mod reaction_span;
 pub mod reactors;
 pub mod read_models;
 pub mod runtime;

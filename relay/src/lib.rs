@@ -38,8 +38,8 @@ use projections::runtime::Subscriber;
 use projections::{HandlerError, Reactor};
 
 pub use message::{
-    properties, HEADER_CAUSATION_ID, HEADER_LOG_POSITION, HEADER_SCHEMA_VERSION, HEADER_STREAM_ID,
-    HEADER_TRACEPARENT,
+    message_traceparent, properties, publish_span, HEADER_CAUSATION_ID, HEADER_LOG_POSITION,
+    HEADER_SCHEMA_VERSION, HEADER_STREAM_ID, HEADER_TRACEPARENT,
 };
 pub use publisher::{PublishError, Publisher};
 

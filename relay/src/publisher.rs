@@ -13,8 +13,9 @@ use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 use projections::HandlerError;
 use tokio::sync::Mutex;
+use tracing::Instrument;
 
-use crate::message::properties;
+use crate::message::{message_traceparent, properties, publish_span};
 use crate::RelayConfig;
 
 /// Counter of publishes by outcome (`confirmed`, `nacked`, `returned`,
@@ -75,7 +76,9 @@ impl Publisher {
         event: &RecordedEvent,
         message: &IntegrationEvent,
     ) -> Result<(), PublishError> {
-        let (channel, generation) = self.channel().await?;
+        let span = publish_span(&self.config.exchange, message);
+        let traceparent = message_traceparent(&span, event);
+        let (channel, generation) = self.channel().instrument(span.clone()).await?;
         let outcome = tokio::time::timeout(self.config.confirm_timeout, async {
             channel
                 .basic_publish(
@@ -86,11 +89,12 @@ impl Publisher {
                         ..BasicPublishOptions::default()
                     },
                     &message.body(),
-                    properties(event, message),
+                    properties(event, message, traceparent.as_ref()),
                 )
                 .await?
                 .await
         })
+        .instrument(span)
         .await;
         let result = match outcome {
             Ok(Ok(Confirmation::Ack(None))) => Ok(()),

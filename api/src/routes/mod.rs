@@ -14,15 +14,16 @@ use std::time::Instant;
 
 use aggregates::Aggregate;
 use commands::{CommandContext, ExecuteError, Executed};
-use event_store::{RecordedEvent, StreamRead};
+use event_store::{RecordedEvent, StreamRead, Traceparent};
 
 use crate::error::ApiError;
 use crate::extract::CorrelationId;
 use crate::AppState;
 
-/// Every command a request causes carries the request's correlation id.
+/// Every command a request causes carries the request's correlation id
+/// and the trace context of the span handling it.
 pub(crate) fn context(correlation: CorrelationId) -> CommandContext {
-    CommandContext::from_request(correlation.0, "api")
+    CommandContext::from_request(correlation.0, "api").with_traceparent(Traceparent::current())
 }
 
 /// Executes a command, recording its latency and events in the metrics.

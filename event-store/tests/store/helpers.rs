@@ -33,6 +33,7 @@ pub fn correlated_event(label: &str, correlation_id: impl Into<CorrelationId>) -
         correlation_id: Some(correlation_id.into()),
         causation_id: None,
         actor: Some("test".into()),
+        traceparent: None,
     })
 }
 

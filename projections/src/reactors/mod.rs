@@ -20,14 +20,17 @@ pub mod order;
 pub mod payment;
 
 use commands::{CommandContext, ExecuteError};
-use event_store::{FailureClass, RecordedEvent};
+use event_store::{FailureClass, RecordedEvent, Traceparent};
 
 use crate::HandlerError;
 
 /// The context of a command a reactor issues for `event`: correlation
-/// carried over, the event as cause, ids derived from both.
+/// carried over, the event as cause, ids derived from both; the trace
+/// context is the reaction's span (a child of the event's), which the
+/// ids do not depend on.
 pub(crate) fn context_for(reactor: &str, event: &RecordedEvent) -> CommandContext {
     CommandContext::caused_by_event(reactor, event.event_id, event.correlation_id.clone())
+        .with_traceparent(Traceparent::current())
 }
 
 /// A failed command as a handler failure of the same class: an outage or

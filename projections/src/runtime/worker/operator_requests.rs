@@ -183,7 +183,9 @@ impl Worker {
             let pool = pool.clone();
             async move {
                 if let Subscriber::Reactor(reactor) = &subscriber {
-                    reactor.react(event).await?;
+                    // A replay continues the event's trace, as its first try did.
+                    let span = crate::reaction_span::reaction_span(name, event);
+                    tracing::Instrument::instrument(reactor.react(event), span).await?;
                 }
                 let mut transaction = pool.begin().await?;
                 lease.confirm(&mut *transaction).await?;

@@ -11,8 +11,10 @@ use std::sync::Arc;
 use commands::DecisionBatch;
 use event_store::{LogCursor, RecordedEvent};
 use futures::StreamExt;
+use tracing::Instrument;
 
 use super::Worker;
+use crate::reaction_span::reaction_span;
 use crate::runtime::error::RuntimeError;
 use crate::runtime::parking;
 use crate::runtime::retry::{retry, GaveUp};
@@ -187,7 +189,12 @@ impl Worker {
                             outcomes.push((event, Outcome::Waiting(head)));
                             continue;
                         }
-                        match retry(&options, name, &mut stopped, || reactor.react(&event)).await {
+                        let attempt = || {
+                            reactor
+                                .react(&event)
+                                .instrument(reaction_span(name, &event))
+                        };
+                        match retry(&options, name, &mut stopped, attempt).await {
                             Ok(()) => outcomes.push((event, Outcome::Handled)),
                             Err(GaveUp::Parkable { attempts, error }) => {
                                 failed_head = Some(event.position);
