@@ -12,8 +12,10 @@ use aggregates::reservation::ReservationEvent;
 use aggregates::stream_id;
 
 use super::{context_for, failed, id_in_stream};
+use crate::reaction_span::reaction_span;
 use crate::read_models::decode;
 use crate::{HandlerError, Reactor};
+use tracing::Instrument;
 
 pub struct OrderReactor {
     pub executor: CommandExecutor,
@@ -53,12 +55,13 @@ impl Reactor for OrderReactor {
                 Ok(None) => continue,
                 Err(error) => return Some(Err(error)),
             };
+            // Each decision in its own reaction span, as `react` runs: the
+            // events it writes continue the trace of the event's request.
+            let span = reaction_span(NAME, event);
+            let context = span.in_scope(|| context_for(NAME, event));
             let decided = batch
-                .decide::<Order>(
-                    &stream_id::<Order>(order_id),
-                    &command,
-                    &context_for(NAME, event),
-                )
+                .decide::<Order>(&stream_id::<Order>(order_id), &command, &context)
+                .instrument(span)
                 .await;
             if let Err(error) = decided {
                 return Some(Err(failed(error)));
