@@ -22,7 +22,7 @@ pub trait Aggregate:
     /// snapshots are ignored (the aggregate is then rebuilt from events).
     const SNAPSHOT_VERSION: i32;
 
-    type Command;
+    type Command: Send + Sync;
     type Event: DomainEvent;
     type Error: std::error::Error + Send + Sync + 'static;
 

@@ -2,11 +2,11 @@
 //! transaction the caller owns: a reactor's whole batch with its
 //! checkpoint, one commit instead of one per effect.
 //!
-//! Each command is decided on the state the batch has left its stream in,
-//! else on the cached state, else on the stored one, exactly as
-//! [`CommandExecutor::execute`] would; and every stream decided on is in
-//! the append with the version its decision started from, even when the
-//! decision wrote nothing to it. So a stale guess anywhere fails the whole
+//! Each command is decided on the state the batch has left its streams in,
+//! else on cached states, else on stored ones, as one by one
+//! (`decision.rs`); and every stream decided on is in the append with the
+//! version its first decision started from, even when nothing was written
+//! to it. So a stale guess anywhere fails the whole
 //! append as a version conflict, and nothing of the batch is written: the
 //! caller then falls back to executing the commands one by one, which
 //! re-reads what it must. Event ids come from each command's context, as
@@ -15,13 +15,19 @@
 
 use std::collections::HashMap;
 
-use aggregates::{fold_from, Aggregate, DomainEvent, EncodedEvent};
-use event_store::{AppendResult, ExpectedVersion, StoreError, StreamAppend};
+use aggregates::order::OrderError;
+use aggregates::reservation::ReservationError;
+use aggregates::Aggregate;
+use event_store::{AppendResult, Snapshot, StoreError, StreamAppend};
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 use crate::cache::StateCache;
-use crate::executor::Basis;
-use crate::{CommandContext, CommandExecutor, ExecuteError};
+use crate::decision::{Decision, States};
+use crate::executor::{Basis, Execute};
+use crate::reservations::ChangeReservation;
+use crate::shipping::ShipOrder;
+use crate::{CommandContext, CommandExecutor, ExecuteError, ReservationChange};
 
 /// Streams one batch may decide on before it is refused (a batch is a
 /// subscription's read batch: far below this).
@@ -36,6 +42,7 @@ pub struct DecisionBatch {
     /// One append per stream, in the order streams were first decided on.
     appends: Vec<StreamAppend>,
     append_of: HashMap<String, usize>,
+    snapshots: Vec<Snapshot>,
 }
 
 impl CommandExecutor {
@@ -43,84 +50,96 @@ impl CommandExecutor {
     pub fn decision_batch(&self) -> DecisionBatch {
         DecisionBatch {
             executor: self.clone(),
-            decided: StateCache::new(MAX_STREAMS),
+            decided: StateCache::unbounded(),
             appends: Vec::new(),
             append_of: HashMap::new(),
+            snapshots: Vec::new(),
         }
     }
 }
 
 impl DecisionBatch {
     /// Decides `command` on the aggregate of `stream_id` and adds its events
-    /// to the batch. A refusal is an error (the batch as a whole cannot be
-    /// trusted to go on; the caller executes the commands one by one).
+    /// to the batch. A refusal is an error (the caller then executes the
+    /// batch's commands one by one, where it is retried and parked).
     pub async fn decide<A: Aggregate>(
         &mut self,
         stream_id: &str,
         command: &A::Command,
         context: &CommandContext,
     ) -> Result<(), ExecuteError<A::Error>> {
-        if self.append_of.len() >= MAX_STREAMS && !self.append_of.contains_key(stream_id) {
-            return Err(ExecuteError::Store(StoreError::InvalidRequest(format!(
-                "a decision batch spans at most {MAX_STREAMS} streams"
-            ))));
-        }
-        // A state this batch decided is exact if the batch's append
-        // succeeds, and the append fails otherwise: decide on it as it is.
-        if let Some(decided) = self.decided.get::<A>(stream_id) {
-            let events = decided
-                .state
-                .decide(command)
-                .map_err(ExecuteError::Domain)?;
-            let version = decided.version + events.len() as i64;
-            self.add(stream_id, decided.version, &events, context);
-            self.decided
-                .put(stream_id, &fold_from(decided.state, &events), version);
-            return Ok(());
-        }
-        let mut basis = Basis::Cached;
-        loop {
-            let (loaded, used) = self
-                .executor
-                .state_for_decision::<A>(stream_id, basis)
-                .await?;
-            basis = Basis::Stored;
-            let events = match loaded.state.decide(command) {
-                Ok(events) => events,
-                // A refusal on a guess is decided again on the stored state.
-                Err(_) if used != Basis::Stored => continue,
-                Err(error) => return Err(ExecuteError::Domain(error)),
-            };
-            let version = loaded.version + events.len() as i64;
-            self.add(stream_id, loaded.version, &events, context);
-            self.decided
-                .put(stream_id, &fold_from(loaded.state, &events), version);
-            return Ok(());
-        }
+        self.add(
+            &Execute::<A>::new(stream_id, command, context),
+            Basis::Cached,
+        )
+        .await
     }
 
-    /// Adds `events` decided on `stream_id` at `version` (none: the stream
-    /// is still checked at that version).
-    fn add<E: DomainEvent>(
+    /// [`CommandExecutor::change_reservation`], into the batch.
+    pub async fn change_reservation(
         &mut self,
-        stream_id: &str,
-        version: i64,
-        events: &[E],
+        order_id: Uuid,
+        change: &ReservationChange,
         context: &CommandContext,
-    ) {
-        let encoded: Vec<EncodedEvent> = events.iter().map(EncodedEvent::of).collect();
-        let new_events = context.new_events(stream_id, &encoded);
-        match self.append_of.get(stream_id) {
-            Some(&index) => self.appends[index].events.extend(new_events),
-            None => {
-                self.append_of
-                    .insert(stream_id.to_owned(), self.appends.len());
-                self.appends.push(StreamAppend::new(
-                    stream_id,
-                    ExpectedVersion::Exact(version),
-                    new_events,
-                ));
+    ) -> Result<(), ExecuteError<ReservationError>> {
+        let decision = ChangeReservation {
+            order_id,
+            change,
+            context,
+        };
+        self.add(&decision, decision.first_basis()).await
+    }
+
+    /// [`CommandExecutor::ship_order`], into the batch.
+    pub async fn ship_order(
+        &mut self,
+        order_id: Uuid,
+        context: &CommandContext,
+    ) -> Result<(), ExecuteError<OrderError>> {
+        self.add(&ShipOrder { order_id, context }, Basis::Cached)
+            .await
+    }
+
+    /// Decides on the states this batch left, else on guesses, else on
+    /// stored states (a refusal on a guess is decided again on stored
+    /// states); a decision that writes nothing is kept as a check of the
+    /// streams it read, which the batch's append makes.
+    async fn add<D: Decision>(
+        &mut self,
+        decision: &D,
+        first: Basis,
+    ) -> Result<(), ExecuteError<D::Error>> {
+        let mut basis = first;
+        loop {
+            let mut states = States::new(&self.executor, Some(&self.decided), basis);
+            let decided = decision.decide(&mut states).await;
+            let guessed = states.guessed();
+            basis = Basis::Stored;
+            let decided = match decided {
+                Err(ExecuteError::Domain(_)) if guessed => continue,
+                Err(error) => return Err(error),
+                Ok(decided) => decided,
+            };
+            if self.append_of.len() + decided.appends.len() > MAX_STREAMS {
+                return Err(ExecuteError::Store(StoreError::InvalidRequest(format!(
+                    "a decision batch spans at most {MAX_STREAMS} streams"
+                ))));
             }
+            for append in decided.appends {
+                match self.append_of.get(&append.stream_id) {
+                    // Decided on the batch's own state: the first append
+                    // of the stream already expects the version it started from.
+                    Some(&index) => self.appends[index].events.extend(append.events),
+                    None => {
+                        self.append_of
+                            .insert(append.stream_id.clone(), self.appends.len());
+                        self.appends.push(append);
+                    }
+                }
+            }
+            self.decided.absorb(&decided.leaves);
+            self.snapshots.extend(decided.snapshots);
+            return Ok(());
         }
     }
 
@@ -148,10 +167,11 @@ impl DecisionBatch {
     }
 
     /// After the transaction committed: later commands start from the
-    /// states the batch left, and readers are woken.
-    pub fn committed(self) {
+    /// states the batch left, readers are woken, snapshots due are saved.
+    pub async fn committed(self) {
         self.executor.remember_all(&self.decided);
         self.executor.store().wake_readers();
+        self.executor.save_snapshots(self.snapshots).await;
     }
 
     /// After the transaction failed or rolled back: readers that waited

@@ -41,6 +41,14 @@ impl StateCache {
         }
     }
 
+    /// A cache that keeps everything put in it: a decision's or a batch's
+    /// own states, bounded by what they read (and nothing allocated ahead).
+    pub(crate) fn unbounded() -> StateCache {
+        StateCache {
+            entries: Some(Mutex::new(LruCache::unbounded())),
+        }
+    }
+
     /// The cached state of `stream_id`, if any.
     pub(crate) fn get<A: Aggregate>(&self, stream_id: &str) -> Option<Loaded<A>> {
         let cached = self.lock()?.get(stream_id).cloned()?;

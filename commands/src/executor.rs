@@ -4,11 +4,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aggregates::{fold_from, Aggregate, EncodedEvent};
-use event_store::{AppendedEvent, AsOf, EventStore, ExpectedVersion, Snapshot, StoreError};
+use aggregates::{fold_from, Aggregate};
+use async_trait::async_trait;
+use event_store::{AppendResult, AppendedEvent, AsOf, EventStore, Snapshot, StoreError};
 use rand::Rng;
 
 use crate::cache::StateCache;
+use crate::decision::{Decided, Decision, States};
 use crate::loading::{load, load_as_of};
 use crate::{CommandContext, ExecuteError, Loaded};
 
@@ -125,7 +127,7 @@ impl CommandExecutor {
     /// Decides `command` on the aggregate of `stream_id` and appends the
     /// events expecting the version decided on; on a conflict, reloads and
     /// starts over (up to `max_attempts`). The first try may use a cached
-    /// state; only a written decision is trusted from it.
+    /// state; only a written decision is trusted from it (`decision.rs`).
     #[tracing::instrument(skip(self, command, context), fields(correlation_id = %context.correlation_id))]
     pub async fn execute<A: Aggregate>(
         &self,
@@ -133,9 +135,10 @@ impl CommandExecutor {
         command: &A::Command,
         context: &CommandContext,
     ) -> Result<Executed<A>, ExecuteError<A::Error>> {
-        self.with_retries(Basis::Cached, |basis| {
-            self.execute_once(stream_id, command, context, basis)
-        })
+        self.run(
+            &Execute::<A>::new(stream_id, command, context),
+            Basis::Cached,
+        )
         .await
     }
 
@@ -151,70 +154,19 @@ impl CommandExecutor {
         command: &A::Command,
         context: &CommandContext,
     ) -> Result<Executed<A>, ExecuteError<A::Error>> {
-        self.with_retries(Basis::Presumed, |basis| {
-            self.execute_once(stream_id, command, context, basis)
-        })
+        self.run(
+            &Execute::<A>::new(stream_id, command, context),
+            Basis::Presumed,
+        )
         .await
     }
 
-    async fn execute_once<A: Aggregate>(
-        &self,
-        stream_id: &str,
-        command: &A::Command,
-        context: &CommandContext,
-        mut basis: Basis,
-    ) -> Result<Executed<A>, ExecuteError<A::Error>> {
-        loop {
-            let (loaded, used) = self.state_for_decision::<A>(stream_id, basis).await?;
-            // Only an append checks the state decided on; anything else
-            // decided on a guess is decided again on the stored state.
-            let guessed = used != Basis::Stored;
-            basis = Basis::Stored;
-            let events = match loaded.state.decide(command) {
-                Ok(events) if !events.is_empty() => events,
-                _ if guessed => continue,
-                Ok(_) => return Ok(Executed::unchanged(loaded)),
-                Err(error) => return Err(ExecuteError::Domain(error)),
-            };
-            let encoded: Vec<EncodedEvent> = events.iter().map(EncodedEvent::of).collect();
-            let result = self
-                .store
-                .append_to_stream(
-                    stream_id,
-                    ExpectedVersion::Exact(loaded.version),
-                    context.new_events(stream_id, &encoded),
-                )
-                .await?;
-            if !result.written {
-                if guessed {
-                    continue;
-                }
-                // A repeat of events stored at or before the version
-                // loaded, so already folded in.
-                return Ok(Executed::unchanged(loaded));
-            }
-            let version = result
-                .stream_version(stream_id)
-                .unwrap_or(loaded.version + events.len() as i64);
-            let state = fold_from(loaded.state, &events);
-            self.cache.put(stream_id, &state, version);
-            self.snapshot_if_due(stream_id, loaded.version, version, &state)
-                .await;
-            return Ok(Executed {
-                state,
-                version,
-                events,
-                appended: result.events,
-            });
-        }
-    }
-
     /// The state to decide on, and where it came from in the end.
-    pub(crate) async fn state_for_decision<A: Aggregate>(
+    pub(crate) async fn state_for_decision<A: Aggregate, E>(
         &self,
         stream_id: &str,
         basis: Basis,
-    ) -> Result<(Loaded<A>, Basis), ExecuteError<A::Error>> {
+    ) -> Result<(Loaded<A>, Basis), ExecuteError<E>> {
         let guess = match basis {
             Basis::Stored => None,
             Basis::Cached => self.cache.get::<A>(stream_id),
@@ -227,14 +179,14 @@ impl CommandExecutor {
         if let Some(guess) = guess {
             return Ok((guess, basis));
         }
-        let loaded = self.load::<A>(stream_id).await?;
+        let loaded = load(
+            &self.store,
+            stream_id,
+            self.options.snapshot_every.is_some(),
+        )
+        .await?;
         self.cache.put(stream_id, &loaded.state, loaded.version);
         Ok((loaded, Basis::Stored))
-    }
-
-    /// Remembers a state just written, for the next command on its stream.
-    pub(crate) fn remember<A: Aggregate>(&self, stream_id: &str, state: &A, version: i64) {
-        self.cache.put(stream_id, state, version);
     }
 
     /// Remembers every state of `decided` (a committed decision batch).
@@ -287,40 +239,102 @@ impl CommandExecutor {
         }
     }
 
-    /// Saves a snapshot when the append from `old_version` to `new_version`
-    /// crossed a multiple of `snapshot_every`. A failure is logged, not
-    /// returned: the command has already succeeded.
-    pub(crate) async fn snapshot_if_due<A: Aggregate>(
+    /// The snapshot to save when an append from `old_version` to
+    /// `new_version` crosses a multiple of `snapshot_every`.
+    pub(crate) fn snapshot_due<A: Aggregate>(
         &self,
         stream_id: &str,
         old_version: i64,
         new_version: i64,
         state: &A,
-    ) {
-        let Some(every) = self.options.snapshot_every.filter(|every| *every > 0) else {
-            return;
-        };
+    ) -> Option<Snapshot> {
+        let every = self.options.snapshot_every.filter(|every| *every > 0)?;
         if new_version / every == old_version / every {
-            return;
+            return None;
         }
-        let saved = match serde_json::to_value(state) {
-            Ok(state) => {
-                self.store
-                    .save_snapshot(&Snapshot {
-                        stream_id: stream_id.to_owned(),
-                        stream_version: new_version,
-                        schema_version: A::SNAPSHOT_VERSION,
-                        state,
-                    })
-                    .await
-            }
+        match serde_json::to_value(state) {
+            Ok(state) => Some(Snapshot {
+                stream_id: stream_id.to_owned(),
+                stream_version: new_version,
+                schema_version: A::SNAPSHOT_VERSION,
+                state,
+            }),
             Err(error) => {
                 tracing::warn!(%stream_id, %error, "state cannot be serialized for a snapshot");
-                return;
+                None
             }
+        }
+    }
+
+    /// Saves snapshots of committed states. A failure is logged, not
+    /// returned: the command has already succeeded.
+    pub(crate) async fn save_snapshots(&self, snapshots: Vec<Snapshot>) {
+        for snapshot in snapshots {
+            if let Err(error) = self.store.save_snapshot(&snapshot).await {
+                tracing::warn!(stream_id = %snapshot.stream_id, %error, "could not save a snapshot");
+            }
+        }
+    }
+}
+
+/// [`CommandExecutor::execute`]'s command: one aggregate.
+pub(crate) struct Execute<'a, A: Aggregate> {
+    stream_id: &'a str,
+    command: &'a A::Command,
+    context: &'a CommandContext,
+}
+
+impl<'a, A: Aggregate> Execute<'a, A> {
+    pub(crate) fn new(
+        stream_id: &'a str,
+        command: &'a A::Command,
+        context: &'a CommandContext,
+    ) -> Self {
+        Execute {
+            stream_id,
+            command,
+            context,
+        }
+    }
+}
+
+#[async_trait]
+impl<A: Aggregate> Decision for Execute<'_, A> {
+    /// The state decided on, and the events decided.
+    type Decided = (Loaded<A>, Vec<A::Event>);
+    type Outcome = Executed<A>;
+    type Error = A::Error;
+
+    async fn decide(
+        &self,
+        states: &mut States<'_>,
+    ) -> Result<Decided<Self::Decided>, ExecuteError<A::Error>> {
+        let loaded = states.get::<A, A::Error>(self.stream_id).await?;
+        let events = loaded
+            .state
+            .decide(self.command)
+            .map_err(ExecuteError::Domain)?;
+        let mut decided = Decided::new(());
+        decided.write(states.executor(), &loaded, &events, self.context);
+        Ok(decided.with_value((loaded, events)))
+    }
+
+    fn outcome(
+        &self,
+        (loaded, events): Self::Decided,
+        appended: Option<AppendResult>,
+    ) -> Executed<A> {
+        let Some(result) = appended else {
+            return Executed::unchanged(loaded);
         };
-        if let Err(error) = saved {
-            tracing::warn!(%stream_id, %error, "could not save a snapshot");
+        let version = result
+            .stream_version(self.stream_id)
+            .unwrap_or(loaded.version + events.len() as i64);
+        Executed {
+            state: fold_from(loaded.state, &events),
+            version,
+            events,
+            appended: result.events,
         }
     }
 }

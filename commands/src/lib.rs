@@ -21,6 +21,7 @@
 mod batch;
 mod cache;
 mod context;
+mod decision;
 mod error;
 mod executor;
 mod loading;

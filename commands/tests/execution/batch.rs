@@ -60,7 +60,7 @@ async fn commands_of_one_batch_build_on_each_other_and_land_in_one_transaction()
     let mut transaction = app.store.pool().begin().await.expect("begin");
     let appended = batch.append_in(&mut transaction).await.expect("append");
     transaction.commit().await.expect("commit");
-    batch.committed();
+    batch.committed().await;
 
     assert_eq!(appended.events.len(), 3);
     let transactions: std::collections::HashSet<i64> =

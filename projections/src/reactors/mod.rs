@@ -19,10 +19,49 @@ pub mod inventory;
 pub mod order;
 pub mod payment;
 
-use commands::{CommandContext, ExecuteError};
+use async_trait::async_trait;
+use commands::{CommandContext, CommandExecutor, DecisionBatch, ExecuteError};
 use event_store::{FailureClass, RecordedEvent, Traceparent};
+use tracing::Instrument;
 
+use crate::reaction_span::reaction_span;
 use crate::HandlerError;
+
+/// A reactor whose effects are only appends, decided one event at a time
+/// into a [`DecisionBatch`] (see [`crate::Reactor::decide_batch`]).
+#[async_trait]
+pub(crate) trait DecidesInBatches: Send + Sync {
+    const NAME: &'static str;
+    fn executor(&self) -> &CommandExecutor;
+    /// Adds the effect of `event`, if it has one, to `batch`.
+    async fn decide_into(
+        &self,
+        batch: &mut DecisionBatch,
+        event: &RecordedEvent,
+        context: &CommandContext,
+    ) -> Result<(), HandlerError>;
+}
+
+/// Decides every event of a batch, each in its reaction span as `react`
+/// would run it, so the events it writes continue the event's trace.
+pub(crate) async fn decide_batch<R: DecidesInBatches>(
+    reactor: &R,
+    events: &[RecordedEvent],
+) -> Option<Result<DecisionBatch, HandlerError>> {
+    let mut batch = reactor.executor().decision_batch();
+    for event in events {
+        let span = reaction_span(R::NAME, event);
+        let context = span.in_scope(|| context_for(R::NAME, event));
+        let decided = reactor
+            .decide_into(&mut batch, event, &context)
+            .instrument(span)
+            .await;
+        if let Err(error) = decided {
+            return Some(Err(error));
+        }
+    }
+    Some(Ok(batch))
+}
 
 /// The context of a command a reactor issues for `event`: correlation
 /// carried over, the event as cause, ids derived from both; the trace

@@ -2,7 +2,7 @@
 //! rejected, paid or payment_failed.
 
 use async_trait::async_trait;
-use commands::{CommandExecutor, DecisionBatch};
+use commands::{CommandContext, CommandExecutor, DecisionBatch};
 use event_store::RecordedEvent;
 use uuid::Uuid;
 
@@ -11,11 +11,9 @@ use aggregates::payment::PaymentEvent;
 use aggregates::reservation::ReservationEvent;
 use aggregates::stream_id;
 
-use super::{context_for, failed, id_in_stream};
-use crate::reaction_span::reaction_span;
+use super::{context_for, decide_batch, failed, id_in_stream, DecidesInBatches};
 use crate::read_models::decode;
 use crate::{HandlerError, Reactor};
-use tracing::Instrument;
 
 pub struct OrderReactor {
     pub executor: CommandExecutor,
@@ -48,26 +46,31 @@ impl Reactor for OrderReactor {
         &self,
         events: &[RecordedEvent],
     ) -> Option<Result<DecisionBatch, HandlerError>> {
-        let mut batch = self.executor.decision_batch();
-        for event in events {
-            let (order_id, command) = match command_for(event) {
-                Ok(Some(found)) => found,
-                Ok(None) => continue,
-                Err(error) => return Some(Err(error)),
-            };
-            // Each decision in its own reaction span, as `react` runs: the
-            // events it writes continue the trace of the event's request.
-            let span = reaction_span(NAME, event);
-            let context = span.in_scope(|| context_for(NAME, event));
-            let decided = batch
-                .decide::<Order>(&stream_id::<Order>(order_id), &command, &context)
-                .instrument(span)
-                .await;
-            if let Err(error) = decided {
-                return Some(Err(failed(error)));
-            }
-        }
-        Some(Ok(batch))
+        decide_batch(self, events).await
+    }
+}
+
+#[async_trait]
+impl DecidesInBatches for OrderReactor {
+    const NAME: &'static str = NAME;
+
+    fn executor(&self) -> &CommandExecutor {
+        &self.executor
+    }
+
+    async fn decide_into(
+        &self,
+        batch: &mut DecisionBatch,
+        event: &RecordedEvent,
+        context: &CommandContext,
+    ) -> Result<(), HandlerError> {
+        let Some((order_id, command)) = command_for(event)? else {
+            return Ok(());
+        };
+        batch
+            .decide::<Order>(&stream_id::<Order>(order_id), &command, context)
+            .await
+            .map_err(failed)
     }
 }
 

@@ -148,7 +148,7 @@ impl Worker {
         .await;
         match committed {
             Ok(()) => {
-                decisions.committed();
+                decisions.committed().await;
                 Ok(true)
             }
             Err(error) => {
