@@ -199,7 +199,8 @@ export function projectionsPage(page) {
           id: `progress-${s.name}`, max: s.rebuild.total || 1, value: s.rebuild.done || 0,
           "aria-label": `Rebuild of ${s.name}`,
         }),
-        h("span", { class: "small" }, s.rebuild.total === null ? "waiting for the owner…" : `${s.rebuild.done} / ${s.rebuild.total} events`))
+        // The owner's total is an estimate (the table's statistics).
+        h("span", { class: "small" }, s.rebuild.total === null ? "waiting for the owner…" : `${s.rebuild.done} events rebuilt, about ${s.rebuild.total} in all`))
       : h("span", { class: "muted" }, "—");
     return h("tr", { "data-projection": s.name },
       h("th", { scope: "row" }, s.name), h("td", {}, stateBadge(s.state)), h("td", { class: "num" }, s.position),

@@ -7,8 +7,8 @@
 //! stream also sends the subscription overview (`overview`): right away,
 //! shortly after each batch of events or operator action, then every
 //! half second only while something moves that appends nothing (a
-//! subscription catching up, a rebuild), and otherwise once every idle
-//! period. No table is polled while nothing happens.
+//! subscription catching up; every tenth of a second during a rebuild),
+//! and otherwise once every idle period. No table is polled while nothing happens.
 
 use std::convert::Infallible;
 use std::sync::{Arc, OnceLock};
@@ -35,6 +35,8 @@ use crate::ConsoleState;
 const AFTER_EVENTS: Duration = Duration::from_millis(250);
 /// While something settles without appending.
 const SETTLING: Duration = Duration::from_millis(500);
+/// While a rebuild runs: its progress bar moves smoothly.
+const REBUILDING: Duration = Duration::from_millis(100);
 /// Owners, states and lag in seconds change without appends too.
 const IDLE: Duration = Duration::from_secs(10);
 /// Events per broadcast batch.
@@ -194,7 +196,13 @@ async fn feed(state: ConsoleState, session_id: String, sender: mpsc::Sender<Even
                 match overview(&state.api, &state.store, &session.token).await {
                     Ok(overview) => {
                         next_overview = Instant::now()
-                            + if overview.settling() { SETTLING } else { IDLE };
+                            + if overview.rebuilding() {
+                                REBUILDING
+                            } else if overview.settling() {
+                                SETTLING
+                            } else {
+                                IDLE
+                            };
                         let body = serde_json::json!({"actions": seen, "overview": overview});
                         if let Some(event) = json_event("overview", &body) {
                             if sender.send(event).await.is_err() {

@@ -58,6 +58,12 @@ pub struct RebuildView {
 }
 
 impl Overview {
+    pub fn rebuilding(&self) -> bool {
+        self.subscriptions
+            .iter()
+            .any(|subscription| subscription.rebuild.is_some())
+    }
+
     /// Whether something is moving that no log wake-up will announce: a
     /// subscription catching up (its checkpoint moves without appends) or
     /// a rebuild.

@@ -94,7 +94,12 @@ fn window(
 ) -> (DateTime<Utc>, DateTime<Utc>) {
     let first = series.points.first().map_or(now, |point| point.at);
     let last = series.points.last().map_or(now, |point| point.at);
-    let margin = ((last - first) / 20).max(Duration::seconds(1));
+    let span = last - first;
+    let margin = if span > Duration::zero() {
+        (span / 20).max(Duration::milliseconds(1))
+    } else {
+        Duration::seconds(1)
+    };
     let from = query.from.unwrap_or(first - margin);
     let to = query
         .to

@@ -132,7 +132,11 @@ impl Served {
             .env("CONSOLE_TOKEN", TOKEN)
             .env("CONSOLE_CHROMIUM", prerequisites.chromium)
             .env("CONSOLE_SCREENSHOTS", screenshots())
-            .envs(environment.iter().map(|(key, value)| (*key, value.as_str())))
+            .envs(
+                environment
+                    .iter()
+                    .map(|(key, value)| (*key, value.as_str())),
+            )
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .output();
