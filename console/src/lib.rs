@@ -29,6 +29,8 @@ mod stock_chart;
 mod stock_series;
 mod svg;
 mod swimlanes;
+#[cfg(test)]
+mod tests;
 
 use axum::routing::{any, get};
 use axum::Router;

@@ -31,7 +31,10 @@ const BOTTOM: f64 = 44.0;
 /// Steps drawn with their own hit area and data; beyond, only the lines.
 const MAX_STEP_AREAS: usize = 2000;
 
-const METRICS: [(&str, &str, fn(&Level) -> i64); 3] = [
+/// `(CSS class, legend, value of a level)` of each line drawn.
+type Metric = (&'static str, &'static str, fn(&Level) -> i64);
+
+const METRICS: [Metric; 3] = [
     ("on_hand", "on hand", |level| level.on_hand),
     ("reserved", "reserved", |level| level.reserved),
     ("available", "available", |level| level.available),
