@@ -26,7 +26,7 @@ export function logPage(page) {
   const more = h("button", { type: "button", id: "log-more" }, "Next page");
   page.append(form,
     h("p", {}, tail, h("label", { for: "live-tail" }, " Live tail: add new events as they are appended")),
-    h("div", { class: "scroll" }, h("table", { class: "grid", id: "log-table" },
+    h("div", { class: "scroll", tabindex: "0", role: "region", "aria-label": "Table, scrolls sideways" }, h("table", { class: "grid", id: "log-table" },
       h("thead", {}, h("tr", {}, ["Position", "Stream", "Version", "Type", "Recorded", "Correlation id", ""].map((l) => h("th", { scope: "col" }, l)))),
       table)),
     more);

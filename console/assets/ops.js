@@ -65,7 +65,7 @@ function overviewTable(overview) {
       : "0"),
     h("td", {}, s.owner || h("span", { class: "muted" }, "none")),
     h("td", {}, stateBadge(s.state))));
-  return h("div", { class: "scroll" }, h("table", { class: "grid", id: "subscriptions" },
+  return h("div", { class: "scroll", tabindex: "0", role: "region", "aria-label": "Table, scrolls sideways" }, h("table", { class: "grid", id: "subscriptions" },
     h("caption", {}, `Subscriptions at log head ${overview.head}`),
     h("thead", {}, h("tr", {}, ["Subscription", "Position", "Head", "Lag (events)", "Lag (s)", "Parked", "Owner", "State"]
       .map((label) => h("th", { scope: "col" }, label)))),
@@ -152,7 +152,7 @@ export function parkedPage(page, name) {
       h("div", { class: "toolbar" }, replay),
       body.length === 0
         ? h("p", { id: "nothing-parked" }, `Nothing of ${name} is parked.`)
-        : h("div", { class: "scroll" }, h("table", { class: "grid", id: "parked-table" },
+        : h("div", { class: "scroll", tabindex: "0", role: "region", "aria-label": "Table, scrolls sideways" }, h("table", { class: "grid", id: "parked-table" },
           h("thead", {}, h("tr", {}, ["Position", "Stream", "Type", "Attempts", "Error", "Parked at"].map((l) => h("th", { scope: "col" }, l)))),
           h("tbody", {}, rows.flat()))));
   }
@@ -240,7 +240,7 @@ export function projectionsPage(page) {
     }
     const focused = document.activeElement && document.activeElement.dataset.rebuild;
     body.replaceChildren(
-      h("div", { class: "scroll" }, h("table", { class: "grid", id: "projections" },
+      h("div", { class: "scroll", tabindex: "0", role: "region", "aria-label": "Table, scrolls sideways" }, h("table", { class: "grid", id: "projections" },
         h("thead", {}, h("tr", {}, ["Projection", "State", "Position", "Rebuild", ""].map((l) => h("th", { scope: "col" }, l)))),
         h("tbody", {}, projections.map(row)))));
     if (focused) {

@@ -36,7 +36,7 @@ export function orderPage(page, orderId) {
   if (!orderId) return null;
   const summary = h("div", { id: "order-summary", class: "card" });
   const states = h("figure", { id: "order-states", class: "card" });
-  const lanes = h("div", { id: "swimlanes", class: "scroll card" });
+  const lanes = h("div", { id: "swimlanes", class: "scroll card", tabindex: "0", role: "region", "aria-label": "Swimlanes, scroll sideways" });
   const detail = h("section", { id: "event-detail", class: "card", "aria-live": "polite", "aria-labelledby": "detail-title" },
     h("h2", { id: "detail-title" }, "Event data"), h("p", { class: "muted" }, "Choose an event in the swimlanes."));
   page.append(summary,

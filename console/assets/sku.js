@@ -38,7 +38,7 @@ export function skuPage(page, sku) {
     h("label", { for: "as-of" }, "As of (UTC, RFC 3339)"), atInput, h("button", { type: "submit" }, "Show"),
     h("span", { class: "muted small" }, "or click the chart"));
   const readout = h("div", { id: "as-of-readout", "aria-live": "polite" });
-  const around = h("div", { id: "events-around", class: "scroll" });
+  const around = h("div", { id: "events-around", class: "scroll", tabindex: "0", role: "region", "aria-label": "Changes around the instant" });
   page.append(scopes, chart, picker, readout, around);
 
   picker.addEventListener("submit", (event) => {

@@ -3,7 +3,8 @@
 // browser (the "other client" whose effects the console must show).
 
 import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 
 export const base = process.env.CONSOLE_URL;
@@ -59,6 +60,24 @@ export async function shot(page, name, fullPage = true) {
   const path = join(shots, `${name}.png`);
   await page.screenshot({ path, fullPage });
   console.log(`screenshot: ${path}`);
+}
+
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+/**
+ * The axe basics on the page as it is now (WCAG 2 A and AA rules: labels,
+ * names, contrast, landmarks...): fails on any serious or critical
+ * violation. Evaluated through the debugging protocol, so the page's CSP
+ * stays as served.
+ */
+export async function accessible(page, name) {
+  await page.evaluate(axeSource);
+  const result = await page.evaluate(() => window.axe.run(document, { runOnly: ["wcag2a", "wcag2aa", "wcag21aa"] }));
+  const serious = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  check(serious.length === 0, `${name} passes the axe basics: ${JSON.stringify(serious.map((v) => ({
+    id: v.id, impact: v.impact, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(" ")),
+  })))}`);
+  console.log(`axe: ${name}: ${result.passes.length} rules pass, ${result.violations.length} minor findings`);
 }
 
 export async function apiCall(method, path, body, headers = {}) {

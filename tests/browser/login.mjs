@@ -2,12 +2,13 @@
 // tail, refuse a state change without the CSRF token, log out; the same
 // overview on a narrow screen.
 
-import { base, token, check, until, launch, shot, apiCall, scenario } from "./lib.mjs";
+import { base, token, check, until, launch, shot, apiCall, scenario, accessible } from "./lib.mjs";
 
 scenario("login", async () => {
   const { page, close } = await launch();
   await page.goto(`${base}/console`);
   await page.waitForSelector("#login:not([hidden])");
+  await accessible(page, "the log-in page");
   // A wrong token: the API's refusal, shown; no session.
   await page.fill("#token", "not-the-token");
   await page.press("#token", "Enter");
@@ -28,6 +29,7 @@ scenario("login", async () => {
   check(session && session.httpOnly && session.sameSite === "Strict", `an HttpOnly Strict cookie: ${JSON.stringify(session)}`);
   check(!(await page.evaluate(() => document.cookie)).includes("orderstream_console"), "scripts cannot read the session");
   await shot(page, "overview");
+  await accessible(page, "the overview");
 
   // Live: an event appended by another client moves the log head.
   const before = Number(await page.textContent("#subscriptions caption").then((t) => t.match(/\d+/)[0]));
@@ -60,6 +62,7 @@ scenario("login", async () => {
     return streams.length > rowsBefore && streams.includes("inventory-LOGIN-2");
   });
   await shot(page, "log");
+  await accessible(page, "the log");
 
   // Log out: the session is gone on the server too.
   await page.click("#log-out");
@@ -77,5 +80,6 @@ scenario("login", async () => {
   const overflow = await narrow.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   check(overflow <= 1, `the page fits a narrow screen (tables scroll inside it), overflow ${overflow}px`);
   await shot(narrow.page, "overview-narrow");
+  await accessible(narrow.page, "the overview on a narrow screen");
   await narrow.close();
 });

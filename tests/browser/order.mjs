@@ -3,7 +3,7 @@
 // reload, its swimlanes showing every event of its timeline, each event's
 // data on click.
 
-import { check, until, launch, logIn, shot, apiCall, scenario } from "./lib.mjs";
+import { check, until, launch, logIn, shot, apiCall, scenario, accessible } from "./lib.mjs";
 
 scenario("order", async () => {
   const { page, close } = await launch();
@@ -62,6 +62,7 @@ scenario("order", async () => {
   await page.keyboard.press("Enter");
   await until("Enter shows the focused event", async () => (await page.textContent("#event-detail")).includes(captured.event_id));
   await shot(page, "order");
+  await accessible(page, "the order page");
 
   // Found by customer id: listed with its status.
   await page.click("#nav a[href='#/order']");

@@ -2,7 +2,7 @@
 // shows it standing out, the parked page lists it with its error and JSON,
 // "Replay all" (confirmed) replays it, and it disappears.
 
-import { check, until, launch, logIn, shot, apiCall, scenario } from "./lib.mjs";
+import { check, until, launch, logIn, shot, apiCall, scenario, accessible } from "./lib.mjs";
 
 const orderId = process.env.ORDER_ID;
 
@@ -25,6 +25,7 @@ scenario("parked", async () => {
   await page.click("#parked-table tr[data-position] button");
   await until("its JSON is shown", async () => (await page.textContent("#parked-table")).includes(parked[0].event_id));
   await shot(page, "parked");
+  await accessible(page, "the parked page");
 
   // Cancel first: nothing happens.
   await page.click("#replay-all");

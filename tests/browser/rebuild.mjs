@@ -2,7 +2,7 @@
 // a progress bar that moves up to the number of events, then says it
 // completed; the projection is running again.
 
-import { check, until, launch, logIn, shot, apiCall, scenario } from "./lib.mjs";
+import { check, until, launch, logIn, shot, apiCall, scenario, accessible } from "./lib.mjs";
 
 scenario("rebuild", async () => {
   const { page, close } = await launch();
@@ -38,5 +38,6 @@ scenario("rebuild", async () => {
   await until("stock runs again", async () =>
     (await apiCall("GET", "/subscriptions")).body.find((s) => s.name === "stock").state === "running");
   await shot(page, "projections");
+  await accessible(page, "the projections page");
   await close();
 });

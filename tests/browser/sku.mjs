@@ -3,7 +3,7 @@
 // answers, in total and for one warehouse; the time picker's read-out and
 // the events around the instant agree.
 
-import { check, until, launch, logIn, shot, apiCall, scenario } from "./lib.mjs";
+import { check, until, launch, logIn, shot, apiCall, scenario, accessible } from "./lib.mjs";
 
 const sku = process.env.SKU;
 
@@ -77,5 +77,6 @@ scenario("sku", async () => {
   await page.click("text=All warehouses");
   await asOf(page, instants[1]);
   await shot(page, "sku");
+  await accessible(page, "the SKU page");
   await close();
 });
