@@ -45,7 +45,9 @@ function lagChart() {
   const values = samples.map((s) => ({ x: 1 - (now - s.t) / WINDOW_MS, y: s.events }));
   const latest = samples.length ? samples[samples.length - 1] : { events: 0, seconds: 0 };
   return h("figure", { class: "lag" },
-    sparkline(values, `Largest lag over the last 10 minutes; now ${latest.events} events`),
+    values.length < 2
+      ? h("p", { class: "sparkline muted small" }, "collecting lag samples…")
+      : sparkline(values, `Largest lag over the last 10 minutes; now ${latest.events} events`),
     h("figcaption", {}, `Largest lag, last 10 min: now ${latest.events} events, ${latest.seconds.toFixed(1)} s`));
 }
 

@@ -99,7 +99,11 @@ pub async fn overview(
             let progress = operations::rebuild_progress(store, &row.name).await?;
             Some(RebuildView {
                 done: progress.map(|(done, _)| done),
-                total: progress.map(|(_, total)| total),
+                // The owner estimates from the table's statistics, which
+                // say nothing before the first ANALYZE (it then reports
+                // done as total); the live checkpoint's position bounds
+                // the events a rebuild has to catch up with.
+                total: progress.map(|(_, total)| total.max(row.position)),
             })
         } else {
             None

@@ -33,6 +33,7 @@ scenario("rebuild", async () => {
   check(seen.length > 0, "a progress bar was shown");
   const counted = seen.filter(([value, max, text]) => value > 0 && max >= value && /\d+ events rebuilt/.test(text));
   check(counted.length > 0, `the bar counted events: ${JSON.stringify(seen)}`);
+  check(counted.some(([value, max]) => value < max), `the bar showed the rebuild part-way: ${JSON.stringify(seen)}`);
   for (let i = 1; i < counted.length; i++) check(counted[i][0] >= counted[i - 1][0], "progress never goes back");
   check(await page.$("#progress-stock") === null, "the bar is gone once done");
   await until("stock runs again", async () =>
