@@ -47,7 +47,10 @@ use routes::{audit, inventory, operations, orders, service};
 pub fn router(state: AppState) -> Router {
     let api = routes(state.clone());
     api.clone()
-        .nest("/console", console::router(api, state.store().clone()))
+        .nest(
+            "/console",
+            operator_console::router(api, state.store().clone()),
+        )
         .layer(CatchPanicLayer::custom(panicked))
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
