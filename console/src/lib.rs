@@ -19,6 +19,7 @@ mod api_client;
 mod assets;
 mod browse;
 mod error;
+mod integration;
 mod live;
 mod login;
 mod order_views;

@@ -1,6 +1,6 @@
 //! An order's pictures: its state machine with the current state
-//! highlighted, and its timeline as swimlanes (`swimlanes.rs`). Both read
-//! the API: `GET /orders/{id}` and `GET /orders/{id}/timeline`.
+//! highlighted, and its timeline as swimlanes (`swimlanes.rs`), with the
+//! integration messages the relay published (`integration.rs`).
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -8,13 +8,18 @@ use axum::response::Response;
 use maud::html;
 use serde::Deserialize;
 
+use aggregates::order::Order;
+use event_store::{LogCursor, RecordedEvent};
+
 use crate::error::ConsoleError;
+use crate::integration;
 use crate::svg;
 use crate::swimlanes::{self, TimelineEvent};
 use crate::ConsoleState;
 
-/// Pages of 1000 events read at most for one timeline.
+/// Pages of `PAGE` events read at most for one timeline.
 const MAX_PAGES: usize = 10;
+const PAGE: i64 = 1000;
 
 #[derive(Deserialize)]
 struct OrderBody {
@@ -44,10 +49,9 @@ const TRANSITIONS: &[(&str, &str, &str)] = &[
 const NODE_W: f64 = 116.0;
 const NODE_H: f64 = 36.0;
 
-fn order_path(order_id: &str) -> Result<String, ConsoleError> {
-    let id = uuid::Uuid::parse_str(order_id)
-        .map_err(|_| ConsoleError::NotFound(format!("no order {order_id:?}: not a UUID")))?;
-    Ok(format!("/orders/{id}"))
+fn order_uuid(order_id: &str) -> Result<uuid::Uuid, ConsoleError> {
+    uuid::Uuid::parse_str(order_id)
+        .map_err(|_| ConsoleError::NotFound(format!("no order {order_id:?}: not a UUID")))
 }
 
 pub async fn states(
@@ -58,7 +62,10 @@ pub async fn states(
     let (_, session) = state.sessions.of(&headers)?;
     let (order, _) = state
         .api
-        .get_json::<OrderBody>(&order_path(&order_id)?, Some(&session.token))
+        .get_json::<OrderBody>(
+            &format!("/orders/{}", order_uuid(&order_id)?),
+            Some(&session.token),
+        )
         .await?;
     Ok(svg::response(state_machine(&order.status)))
 }
@@ -126,26 +133,35 @@ fn edge_points(from: (f64, f64), to: (f64, f64)) -> ((f64, f64), (f64, f64)) {
     )
 }
 
+/// The timeline is the store's `read_flow`, as `GET /orders/{id}/timeline`
+/// reads it, with the log cursors the relay's checkpoint is compared to.
 pub async fn swimlanes(
     State(state): State<ConsoleState>,
     headers: HeaderMap,
     Path(order_id): Path<String>,
 ) -> Result<Response, ConsoleError> {
     let (_, session) = state.sessions.of(&headers)?;
-    let mut path = format!("{}/timeline", order_path(&order_id)?);
-    let mut events: Vec<TimelineEvent> = Vec::new();
+    let id = order_uuid(&order_id)?;
+    // The API's answer for an unknown order, as the page's other parts get.
+    state
+        .api
+        .get(&format!("/orders/{id}"), Some(&session.token))
+        .await?
+        .ok()?;
+    let stream = aggregates::stream_id::<Order>(id);
+    let mut recorded: Vec<RecordedEvent> = Vec::new();
+    let mut cursor = LogCursor::START;
     for _ in 0..MAX_PAGES {
-        let (page, next) = state
-            .api
-            .get_json::<Vec<TimelineEvent>>(&path, Some(&session.token))
-            .await?;
-        events.extend(page);
-        match next {
-            Some(next) => path = next,
+        let page = state.store.read_flow(&stream, cursor, PAGE).await?;
+        recorded.extend(page.events);
+        match page.next {
+            Some(next) => cursor = next,
             None => break,
         }
     }
-    Ok(svg::response(swimlanes::render(&events)))
+    let messages = integration::published(&state.store, &recorded).await?;
+    let events: Vec<TimelineEvent> = recorded.iter().map(TimelineEvent::from).collect();
+    Ok(svg::response(swimlanes::render(&events, &messages)))
 }
 
 #[cfg(test)]

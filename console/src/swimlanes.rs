@@ -1,14 +1,16 @@
 //! An order's timeline as swimlanes: one lane per stream (the order, its
 //! reservation, each inventory SKU, its payment, ...), one column per event
 //! in log order, and an arrow from each event to the events it caused,
-//! labelled with the time the hop took. Every event is a focusable button
-//! (`data-position`) whose data the page shows on click or Enter.
+//! labelled with the time the hop took; when the relay runs, a last lane
+//! holds the integration messages published for each event. Every event
+//! is a focusable button (`data-position`) whose data the page shows on
+//! click or Enter.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use event_store::RecordedEvent;
 use maud::{html, Markup};
-use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::svg::{rfc3339, short_duration};
@@ -20,24 +22,32 @@ const TOP: f64 = 34.0;
 const NODE_W: f64 = 112.0;
 const NODE_H: f64 = 30.0;
 
-/// An event of `GET /orders/{id}/timeline`, the parts drawn.
-#[derive(Debug, Clone, Deserialize)]
+/// An event of the order's timeline, the parts drawn.
+#[derive(Debug, Clone)]
 pub struct TimelineEvent {
     pub position: i64,
     pub stream_id: String,
     pub event_id: Uuid,
-    #[serde(rename = "type")]
     pub event_type: String,
     pub recorded_at: DateTime<Utc>,
-    #[serde(default)]
-    pub metadata: Metadata,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Metadata {
-    #[serde(default)]
     pub causation_id: Option<Uuid>,
 }
+
+impl From<&RecordedEvent> for TimelineEvent {
+    fn from(event: &RecordedEvent) -> Self {
+        TimelineEvent {
+            position: event.position,
+            stream_id: event.stream_id.clone(),
+            event_id: event.event_id,
+            event_type: event.event_type.clone(),
+            recorded_at: event.recorded_at,
+            causation_id: event.causation_id,
+        }
+    }
+}
+
+/// The lane of the published integration messages.
+pub const INTEGRATION_LANE: &str = "integration messages";
 
 /// Lanes in the choreography's order, then by first appearance.
 fn lane_rank(stream_id: &str) -> u8 {
@@ -67,8 +77,14 @@ struct Node {
     y: f64,
 }
 
-pub fn render(events: &[TimelineEvent]) -> Markup {
-    let lanes = lanes(events);
+/// `messages[i]`: the contracts published for `events[i]`.
+pub fn render(events: &[TimelineEvent], messages: &[Vec<&str>]) -> Markup {
+    let mut lanes = lanes(events);
+    let published = messages.iter().any(|names| !names.is_empty());
+    if published {
+        lanes.push(INTEGRATION_LANE.to_owned());
+    }
+    let integration_y = TOP + (lanes.len().max(1) - 1) as f64 * LANE_H + (LANE_H - NODE_H) / 2.0;
     let lane_of: HashMap<&str, usize> = lanes
         .iter()
         .enumerate()
@@ -93,7 +109,7 @@ pub fn render(events: &[TimelineEvent]) -> Markup {
         .iter()
         .enumerate()
         .filter_map(|(index, event)| {
-            let cause = by_id.get(&event.metadata.causation_id?)?;
+            let cause = by_id.get(&event.causation_id?)?;
             (*cause != index).then_some((*cause, index))
         })
         .collect();
@@ -151,6 +167,21 @@ pub fn render(events: &[TimelineEvent]) -> Markup {
                     }
                 }
             }
+            @if published {
+                @for (index, names) in messages.iter().enumerate().filter(|(_, names)| !names.is_empty()) {
+                    @let node = &nodes[index];
+                    g.message data-source=(events[index].position) data-messages=(names.join(" ")) {
+                        title { "published: " (names.join(", ")) }
+                        path.publish fill="none" d=(format!("M{:.1} {:.1} L{:.1} {:.1}",
+                            node.x + NODE_W / 2.0, node.y + NODE_H, node.x + NODE_W / 2.0, integration_y)) {}
+                        rect x=(node.x) y=(integration_y) width=(NODE_W) height=(NODE_H) rx="14" {}
+                        text x=(node.x + NODE_W / 2.0) y=(integration_y + NODE_H / 2.0 + 4.0) text-anchor="middle" {
+                            (shorten(names[0], 19))
+                            @if names.len() > 1 { " +" (names.len() - 1) }
+                        }
+                    }
+                }
+            }
         }
     }
 }
@@ -184,9 +215,7 @@ mod tests {
                 .timestamp_millis_opt(1_800_000_000_000 + millis)
                 .single()
                 .expect("time"),
-            metadata: Metadata {
-                causation_id: cause,
-            },
+            causation_id: cause,
         }
     }
 
@@ -203,7 +232,7 @@ mod tests {
             lanes(&events),
             vec!["order-a", "reservation-a", "inventory-SKU-1", "payment-a"]
         );
-        let text = render(&events).into_string();
+        let text = render(&events, &vec![Vec::new(); events.len()]).into_string();
         assert_eq!(text.matches("class=\"event\"").count(), 5);
         // A cause outside the timeline draws no arrow.
         assert_eq!(text.matches("class=\"hop\"").count(), 3);
@@ -212,5 +241,25 @@ mod tests {
             text.contains(">6 ms<"),
             "the hop from 2 to 4 took 6 ms: {text}"
         );
+        assert!(!text.contains(INTEGRATION_LANE), "no relay, no lane");
+    }
+
+    #[test]
+    fn published_messages_have_a_lane_of_their_own() {
+        let events = vec![
+            event(1, "order-a", None, 0),
+            event(2, "reservation-a", Some(Uuid::from_u128(1)), 4),
+        ];
+        let messages = vec![vec!["order.placed.v1", "order.placed.v2"], vec![]];
+        let text = render(&events, &messages).into_string();
+        assert!(
+            text.contains(&format!("data-stream=\"{INTEGRATION_LANE}\"")),
+            "{text}"
+        );
+        assert_eq!(text.matches("class=\"message\"").count(), 1);
+        assert!(
+            text.contains("data-source=\"1\" data-messages=\"order.placed.v1 order.placed.v2\"")
+        );
+        assert!(text.contains("order.placed.v1 +1"));
     }
 }

@@ -50,6 +50,67 @@ async fn an_order_reaches_paid_on_its_page_without_reloading_and_its_swimlanes_s
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_swimlanes_show_the_integration_messages_the_relay_published() {
+    let served = Served::start("auto").await;
+    receive(&served, "RELAY-1", 5, "main").await;
+    let (status, body) = served.post("/orders", order("c-relay", "RELAY-1", 1)).await;
+    assert_eq!(status, 201, "{body}");
+    let order_id = body["order_id"].as_str().expect("order id").to_owned();
+    served
+        .wait_until("the order is paid", || async {
+            served.get(&format!("/orders/{order_id}")).await["status"] == "paid"
+        })
+        .await;
+    let swimlanes = || async {
+        let answer = served
+            .client
+            .post(served.url("/console/session"))
+            .json(&json!({"token": harness::TOKEN}))
+            .send()
+            .await
+            .expect("log in");
+        let cookie = answer.headers()["set-cookie"]
+            .to_str()
+            .expect("cookie")
+            .split(';')
+            .next()
+            .expect("name=value")
+            .to_owned();
+        served
+            .client
+            .get(served.url(&format!("/console/data/orders/{order_id}/swimlanes")))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .expect("swimlanes")
+            .text()
+            .await
+            .expect("svg")
+    };
+    // The relay never ran here: no lane.
+    assert!(!swimlanes().await.contains("integration messages"));
+    // A relay that has published everything (its checkpoint at the head):
+    // each event's contracts, from the contracts' own mapping.
+    let store = event_store::EventStore::from_pool(served.db.pool().clone());
+    let head = store.head().await.expect("head");
+    store
+        .save_checkpoint(projections::catalogue::INTEGRATION_RELAY, head)
+        .await
+        .expect("checkpoint");
+    let svg = swimlanes().await;
+    for contract in [
+        "order.placed.v1",
+        "inventory.reserved.v1",
+        "order.shipped.v1",
+        "payment.captured.v1",
+        "order.paid.v1",
+        "stock.changed.v1",
+    ] {
+        assert!(svg.contains(contract), "{contract} in {svg}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sku_chart_shows_what_the_temporal_query_answers_at_three_instants() {
     let served = Served::start("auto").await;
     // Changes a few milliseconds apart, in two warehouses, with a
