@@ -54,6 +54,26 @@ scenario("login", async () => {
     const streams = await page.$$eval("#log-rows tr[data-position] td:nth-child(2)", (cells) => cells.map((c) => c.textContent));
     return streams.length >= 2 && streams.every((s) => s.startsWith("inventory-"));
   });
+  // By type, then by stream.
+  await page.fill("#log-category", "");
+  await page.fill("#log-type", "StockReceived");
+  await page.click("#log-filters button[value=start]");
+  await until("only receipts are listed", async () => {
+    const types = await page.$$eval("#log-rows tr[data-position] td:nth-child(4)", (cells) => cells.map((c) => c.textContent));
+    return types.length >= 2 && types.every((t) => t === "StockReceived");
+  });
+  await page.fill("#log-type", "");
+  await page.fill("#log-stream", "inventory-LOGIN-1");
+  await page.click("#log-filters button[value=start]");
+  await until("only that stream is listed", async () => {
+    const versions = await page.$$eval("#log-rows tr[data-position] td:nth-child(3)", (cells) => cells.map((c) => c.textContent));
+    return versions.join(",") === "1,2";
+  });
+  await page.click("#log-rows tr[data-position] button");
+  await until("an event's data opens", async () => (await page.textContent("#log-rows")).includes("\"quantity\": 5"));
+  await page.fill("#log-stream", "");
+  await page.fill("#log-category", "inventory");
+  await page.click("#log-filters button[value=start]");
   await page.check("#live-tail");
   const rowsBefore = await page.$$eval("#log-rows tr[data-position]", (rows) => rows.length);
   await apiCall("POST", "/inventory/LOGIN-2/receipts", { quantity: 3, warehouse: "east" });

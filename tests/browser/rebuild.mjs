@@ -38,6 +38,13 @@ scenario("rebuild", async () => {
   check(await page.$("#progress-stock") === null, "the bar is gone once done");
   await until("stock runs again", async () =>
     (await apiCall("GET", "/subscriptions")).body.find((s) => s.name === "stock").state === "running");
+  // Reset, confirmed: the API's answer is shown.
+  await page.selectOption("#reset-name", "payments");
+  await page.fill("#reset-position", "0");
+  await page.click("#reset-name ~ button[type=submit]");
+  await page.click("#confirm-ok");
+  await until("the reset is acknowledged", async () =>
+    (await page.textContent("#projection-outcome")) === "payments will re-deliver the events after position 0.");
   await shot(page, "projections");
   await accessible(page, "the projections page");
   await close();
