@@ -97,19 +97,18 @@ pub fn problem(status: StatusCode, detail: String) -> Response {
 impl IntoResponse for ConsoleError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let detail = if status.is_server_error() && !matches!(self, ConsoleError::Api { .. }) {
-            tracing::warn!(error = %chain(&self), "console request failed");
-            if status == StatusCode::SERVICE_UNAVAILABLE {
-                "The database is unavailable; try again later.".to_owned()
-            } else {
-                "An internal error occurred; it has been logged.".to_owned()
-            }
-        } else {
-            self.to_string()
-        };
         let detail = match self {
+            // The API's own words, whatever its status.
             ConsoleError::Api { detail, .. } => detail,
-            _ => detail,
+            error if status.is_server_error() => {
+                tracing::warn!(error = %chain(&error), "console request failed");
+                if status == StatusCode::SERVICE_UNAVAILABLE {
+                    "The database is unavailable; try again later.".to_owned()
+                } else {
+                    "An internal error occurred; it has been logged.".to_owned()
+                }
+            }
+            error => error.to_string(),
         };
         problem(status, detail)
     }

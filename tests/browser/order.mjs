@@ -75,4 +75,15 @@ scenario("order", async () => {
   await until("the customer's order is listed", async () =>
     (await page.textContent("#find-results")).includes(orderId));
   await close();
+
+  // On a narrow screen the page fits; the lanes scroll inside their region.
+  const narrow = await launch({ width: 390, height: 844 });
+  await logIn(narrow.page);
+  await narrow.page.goto(`${narrow.page.url().split("#")[0]}#/order/${orderId}`);
+  await narrow.page.waitForSelector("#swimlanes g.event");
+  const overflow = await narrow.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(overflow <= 1, `the order page fits a narrow screen, overflow ${overflow}px`);
+  await shot(narrow.page, "order-narrow");
+  await accessible(narrow.page, "the order page on a narrow screen");
+  await narrow.close();
 });
