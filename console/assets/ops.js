@@ -15,12 +15,17 @@ onLive((type, payload) => {
   lastOverview = payload.overview;
   actionsSeen = payload.actions;
   const now = Date.now();
-  const subs = payload.overview.subscriptions;
-  samples.push({
-    t: now,
-    events: subs.reduce((max, s) => Math.max(max, s.lag), 0),
-    seconds: subs.reduce((max, s) => Math.max(max, s.lag_seconds), 0),
-  });
+  if (payload.lag_history && samples.length === 0) {
+    // The server's samples of the last minutes, this one included.
+    for (const s of payload.lag_history) samples.push({ t: Date.parse(s.at), events: s.events, seconds: s.seconds });
+  } else {
+    const subs = payload.overview.subscriptions;
+    samples.push({
+      t: Date.parse(payload.overview.at) || now,
+      events: subs.reduce((max, s) => Math.max(max, s.lag), 0),
+      seconds: subs.reduce((max, s) => Math.max(max, s.lag_seconds), 0),
+    });
+  }
   while (samples.length && samples[0].t < now - WINDOW_MS) samples.shift();
 });
 

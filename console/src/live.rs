@@ -10,8 +10,9 @@
 //! subscription catching up; every tenth of a second during a rebuild),
 //! and otherwise once every idle period. No table is polled while nothing happens.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -28,7 +29,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use uuid::Uuid;
 
 use crate::error::ConsoleError;
-use crate::overview::overview;
+use crate::overview::{overview, Overview};
 use crate::ConsoleState;
 
 /// After a batch of events, the overview is sent again within this.
@@ -73,6 +74,17 @@ impl From<&RecordedEvent> for EventSummary {
 
 type Batch = Arc<Vec<EventSummary>>;
 
+/// How far back the lag chart reaches. Samples are taken while a console
+/// page is open: the chart has gaps where none was.
+const HISTORY: chrono::Duration = chrono::Duration::minutes(10);
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct LagSample {
+    pub at: DateTime<Utc>,
+    pub events: i64,
+    pub seconds: f64,
+}
+
 #[derive(Clone)]
 pub struct Live {
     inner: Arc<Inner>,
@@ -80,6 +92,9 @@ pub struct Live {
 
 struct Inner {
     store: EventStore,
+    /// The largest lag of every overview computed in the last
+    /// [`HISTORY`], for the lag chart of a page just opened.
+    lag_history: Mutex<VecDeque<LagSample>>,
     events: broadcast::Sender<Batch>,
     /// Counts operator actions: the overview says which it has seen.
     actions: watch::Sender<u64>,
@@ -99,6 +114,7 @@ impl Live {
         Live {
             inner: Arc::new(Inner {
                 store,
+                lag_history: Mutex::new(VecDeque::new()),
                 events: broadcast::channel(64).0,
                 actions: watch::Sender::new(0),
                 follower: OnceLock::new(),
@@ -112,6 +128,42 @@ impl Live {
             .actions
             .send_modify(|count| *count = count.wrapping_add(1));
         *self.inner.actions.borrow()
+    }
+
+    /// Records an overview's largest lag (one sample a second at most) and
+    /// returns the samples of the last [`HISTORY`].
+    fn record_lag(&self, overview: &Overview) -> Vec<LagSample> {
+        let sample = LagSample {
+            at: overview.at,
+            events: overview
+                .subscriptions
+                .iter()
+                .map(|s| s.lag)
+                .max()
+                .unwrap_or(0),
+            seconds: overview
+                .subscriptions
+                .iter()
+                .map(|s| s.lag_seconds)
+                .fold(0.0, f64::max),
+        };
+        // A panic while holding the lock leaves a valid deque.
+        let mut history = self
+            .inner
+            .lag_history
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let recent = history
+            .back()
+            .is_some_and(|last| sample.at - last.at < chrono::Duration::seconds(1));
+        if !recent {
+            history.push_back(sample);
+        }
+        let oldest = sample.at - HISTORY;
+        while history.front().is_some_and(|first| first.at < oldest) {
+            history.pop_front();
+        }
+        history.iter().copied().collect()
     }
 
     fn subscribe(&self) -> (broadcast::Receiver<Batch>, watch::Receiver<u64>) {
@@ -162,6 +214,7 @@ fn json_event(name: &str, data: &impl Serialize) -> Option<Event> {
 async fn feed(state: ConsoleState, session_id: String, sender: mpsc::Sender<Event>) {
     let (mut events, mut actions) = state.live.subscribe();
     let mut next_overview = Instant::now();
+    let mut first_overview = true;
     loop {
         tokio::select! {
             _ = sender.closed() => return,
@@ -195,6 +248,7 @@ async fn feed(state: ConsoleState, session_id: String, sender: mpsc::Sender<Even
                 let seen = *actions.borrow_and_update();
                 match overview(&state.api, &state.store, &session.token).await {
                     Ok(overview) => {
+                        let history = state.live.record_lag(&overview);
                         next_overview = Instant::now()
                             + if overview.rebuilding() {
                                 REBUILDING
@@ -203,7 +257,13 @@ async fn feed(state: ConsoleState, session_id: String, sender: mpsc::Sender<Even
                             } else {
                                 IDLE
                             };
-                        let body = serde_json::json!({"actions": seen, "overview": overview});
+                        // The page keeps its own samples after the first.
+                        let body = if first_overview {
+                            first_overview = false;
+                            serde_json::json!({"actions": seen, "overview": overview, "lag_history": history})
+                        } else {
+                            serde_json::json!({"actions": seen, "overview": overview})
+                        };
                         if let Some(event) = json_event("overview", &body) {
                             if sender.send(event).await.is_err() {
                                 return;

@@ -40,6 +40,13 @@ scenario("login", async () => {
     return head > before;
   });
 
+  await until("the lag chart draws its samples", async () => (await page.$("#overview-body svg.sparkline polyline")) !== null);
+  // A page opened now starts from the server's samples of the last minutes.
+  const second = await page.context().newPage();
+  await second.goto(`${base}/console#/overview`);
+  await second.waitForSelector("#overview-body svg.sparkline polyline", { state: "attached" });
+  await second.close();
+
   // A state change without the CSRF token is refused, with the cookie.
   const forged = await page.evaluate(async () => (await fetch("/console/api/projections/orders/rebuild", { method: "POST" })).status);
   check(forged === 403, `a POST without the CSRF token is 403, got ${forged}`);
