@@ -4,8 +4,8 @@
 
 import { h, api, data, svgInto, onLive, json, time } from "./app.js";
 
-function findForm(initial) {
-  const input = h("input", { id: "find-q", name: "q", value: initial || "", required: true, size: "40" });
+function findForm() {
+  const input = h("input", { id: "find-q", name: "q", required: true, size: "40" });
   const form = h("form", { class: "inline-form", role: "search" },
     h("label", { for: "find-q" }, "Order id, correlation id or customer id"), input,
     h("button", { type: "submit" }, "Find"));
@@ -32,7 +32,7 @@ function findForm(initial) {
 }
 
 export function orderPage(page, orderId) {
-  page.append(h("h1", {}, orderId ? "Order" : "Orders"), ...findForm(orderId ? "" : ""));
+  page.append(h("h1", {}, orderId ? "Order" : "Orders"), ...findForm());
   if (!orderId) return null;
   const summary = h("div", { id: "order-summary", class: "card" });
   const states = h("figure", { id: "order-states", class: "card" });

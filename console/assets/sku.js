@@ -64,7 +64,8 @@ export function skuPage(page, sku) {
       const view = svg.viewBox.baseVal;
       const x = ((event.clientX - box.left) / box.width) * view.width;
       const from = Date.parse(svg.dataset.from), to = Date.parse(svg.dataset.to);
-      const t = from + ((x - 64) / (view.width - 84)) * (to - from);
+      const left = Number(svg.dataset.plotLeft), right = Number(svg.dataset.plotRight);
+      const t = from + ((x - left) / (right - left)) * (to - from);
       if (t >= from && t <= to) showAt(new Date(t).toISOString());
     });
     if (at) await drawReadout(svg);

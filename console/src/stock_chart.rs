@@ -203,7 +203,8 @@ pub fn render(
         svg xmlns="http://www.w3.org/2000/svg" class="chart stock-chart" viewBox={"0 0 " (WIDTH) " " (HEIGHT)}
             role="img" aria-labelledby="stock-chart-title stock-chart-desc"
             data-sku=(series.sku) data-warehouse=(warehouse.unwrap_or("total"))
-            data-from=(rfc3339(from)) data-to=(rfc3339(to)) {
+            data-from=(rfc3339(from)) data-to=(rfc3339(to))
+            data-plot-left=(LEFT) data-plot-right=(WIDTH - RIGHT) {
             title id="stock-chart-title" { (title) }
             desc id="stock-chart-desc" {
                 (steps.len() - 1) " changes between " (rfc3339(from)) " and " (rfc3339(to))

@@ -73,6 +73,16 @@ scenario("sku", async () => {
         `the change in force is marked among the events around: ${current} vs ${answer.body.position}`);
     }
   }
+  // A click on the chart picks the instant under the pointer.
+  const box = await page.locator("#stock-chart svg").boundingBox();
+  const before = await page.textContent("#as-of-instant");
+  await page.mouse.click(box.x + box.width * 0.6, box.y + box.height * 0.5);
+  await until("the click picks an instant", async () => (await page.textContent("#as-of-instant").catch(() => before)) !== before);
+  await until("the chart and the API agree there", async () => {
+    const drawn = await page.textContent("#as-of-chart");
+    return (await page.textContent("#as-of-api")).startsWith(drawn);
+  });
+
   // The picture for the README: all warehouses, the reservation marked.
   await page.click("text=All warehouses");
   await asOf(page, instants[1]);
