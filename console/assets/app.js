@@ -86,6 +86,8 @@ function startLive() {
     });
   }
   source.addEventListener("logged-out", () => showLogin());
+  // The server is stopping: EventSource reconnects to the next one.
+  source.addEventListener("closing", () => { state.textContent = "server stopping…"; state.className = "live-state off"; });
 }
 
 function stopLive() {

@@ -99,12 +99,18 @@ struct Inner {
     /// Counts operator actions: the overview says which it has seen.
     actions: watch::Sender<u64>,
     follower: OnceLock<JoinHandle<()>>,
+    /// True once the process is asked to stop: the streams end.
+    closing: watch::Sender<bool>,
+    signals: OnceLock<JoinHandle<()>>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Some(follower) = self.follower.get() {
-            follower.abort();
+        for task in [self.follower.get(), self.signals.get()]
+            .into_iter()
+            .flatten()
+        {
+            task.abort();
         }
     }
 }
@@ -118,6 +124,8 @@ impl Live {
                 events: broadcast::channel(64).0,
                 actions: watch::Sender::new(0),
                 follower: OnceLock::new(),
+                closing: watch::Sender::new(false),
+                signals: OnceLock::new(),
             }),
         }
     }
@@ -166,15 +174,49 @@ impl Live {
         history.iter().copied().collect()
     }
 
-    fn subscribe(&self) -> (broadcast::Receiver<Batch>, watch::Receiver<u64>) {
+    fn subscribe(&self) -> Receivers {
         self.inner.follower.get_or_init(|| {
             tokio::spawn(follow(self.inner.store.clone(), self.inner.events.clone()))
         });
-        (
-            self.inner.events.subscribe(),
-            self.inner.actions.subscribe(),
-        )
+        self.inner
+            .signals
+            .get_or_init(|| tokio::spawn(close_on_signal(self.inner.closing.clone())));
+        Receivers {
+            events: self.inner.events.subscribe(),
+            actions: self.inner.actions.subscribe(),
+            closing: self.inner.closing.subscribe(),
+        }
     }
+}
+
+struct Receivers {
+    events: broadcast::Receiver<Batch>,
+    actions: watch::Receiver<u64>,
+    closing: watch::Receiver<bool>,
+}
+
+/// An event stream never ends by itself, so a graceful shutdown would wait
+/// its whole grace period for each open page. The streams end on the
+/// signals on which `orderstream serve` shuts down (the binary listens for
+/// them already, so listening here changes no signal's effect); the pages'
+/// `EventSource` reconnects to whichever server comes next.
+async fn close_on_signal(closing: watch::Sender<bool>) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "console: cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    closing.send_replace(true);
 }
 
 async fn follow(store: EventStore, sender: broadcast::Sender<Batch>) {
@@ -212,12 +254,23 @@ fn json_event(name: &str, data: &impl Serialize) -> Option<Event> {
 
 /// One page's stream, until the page goes or its session ends.
 async fn feed(state: ConsoleState, session_id: String, sender: mpsc::Sender<Event>) {
-    let (mut events, mut actions) = state.live.subscribe();
+    let Receivers {
+        mut events,
+        mut actions,
+        mut closing,
+    } = state.live.subscribe();
     let mut next_overview = Instant::now();
     let mut first_overview = true;
     loop {
         tokio::select! {
             _ = sender.closed() => return,
+            changed = closing.changed() => {
+                let stop = changed.is_err() || *closing.borrow_and_update();
+                if stop {
+                    let _ = sender.send(Event::default().event("closing").data("{}")).await;
+                    return;
+                }
+            }
             batch = events.recv() => {
                 let event = match batch {
                     Ok(batch) => json_event("events", &*batch),
