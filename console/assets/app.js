@@ -86,6 +86,11 @@ function startLive() {
     });
   }
   source.addEventListener("logged-out", () => showLogin());
+  source.addEventListener("problem", (event) => {
+    state.textContent = `overview unavailable: ${JSON.parse(event.data).detail}`;
+    state.className = "live-state off";
+  });
+  source.addEventListener("overview", () => { state.textContent = "live"; state.className = "live-state on"; });
   // The server is stopping: EventSource reconnects to the next one.
   source.addEventListener("closing", () => { state.textContent = "server stopping…"; state.className = "live-state off"; });
 }
