@@ -196,7 +196,7 @@ async fn a_parked_event_is_replayed_from_the_console_and_disappears() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebuild_started_from_the_console_shows_progress_and_completes() {
     let served = Served::start("auto").await;
-    // Enough inventory events that the rebuild of `stock` takes several
+    // Enough inventory events that the rebuild of `stock` takes ten
     // of its batches (2000 events each), appended straight to the store:
     // the events the domain would write for receipts.
     let store = event_store::EventStore::from_pool(served.db.pool().clone());
@@ -237,5 +237,5 @@ async fn a_rebuild_started_from_the_console_shows_progress_and_completes() {
     assert_eq!(stock["state"], "running", "{subscriptions}");
 }
 
-const REBUILD_STREAMS: usize = 24;
+const REBUILD_STREAMS: usize = 40;
 const REBUILD_EVENTS_PER_STREAM: usize = 500;
