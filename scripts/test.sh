@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: installs what the tests need when it is
 # missing (PostgreSQL server binaries, rabbitmq-server, promtool, Node.js,
-# schemathesis), then runs every test: the alert rules' unit tests, the
+# Chromium and the console tests' npm packages, schemathesis), then runs
+# every test: the alert rules' unit tests, the
 # workspace's tests, the AsyncAPI document's validation, and schemathesis
 # against a served binary.
 # Works as root or not, on a clean clone, with no PostgreSQL or RabbitMQ
@@ -70,17 +71,33 @@ fi
 promtool check rules deploy/prometheus/alerts.yml
 promtool test rules deploy/prometheus/alerts_test.yml
 
-cargo test --workspace
-
-# The AsyncAPI document of the integration contracts, validated with the
-# AsyncAPI CLI (pinned; ~2 min to download on a cold npm cache, ~6 s after).
-# Warnings fail the check too.
 if ! command -v npx >/dev/null 2>&1; then
     echo "npx missing: installing Node.js and npm (apt-get install nodejs npm)"
     export DEBIAN_FRONTEND=noninteractive
     as_root apt-get update -q
     as_root apt-get install -y -q nodejs npm
 fi
+
+# The console's browser tests (`cargo test --test browser`) drive Debian's
+# headless Chromium with Playwright (playwright-core, pinned in
+# tests/browser/package-lock.json; it downloads no browser of its own).
+# Chromium starts no service; DejaVu gives the screenshots stable fonts.
+if [ ! -x /usr/bin/chromium ]; then
+    echo "Chromium missing: installing it (apt-get install chromium) for the console's browser tests"
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get update -q
+    as_root apt-get install -y -q chromium fonts-dejavu-core
+fi
+if [ ! -d tests/browser/node_modules/playwright-core ] ||
+    [ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ]; then
+    npm ci --prefix tests/browser --no-audit --no-fund
+fi
+
+cargo test --workspace
+
+# The AsyncAPI document of the integration contracts, validated with the
+# AsyncAPI CLI (pinned; ~2 min to download on a cold npm cache, ~6 s after).
+# Warnings fail the check too.
 mkdir -p target
 cargo run -q --bin orderstream -- asyncapi >target/asyncapi.json
 SUPPRESS_NO_CONFIG_WARNING=1 npx --yes @asyncapi/cli@6.2.0 validate target/asyncapi.json --fail-severity=warn

@@ -46,6 +46,24 @@ use routes::{audit, inventory, operations, orders, service};
 /// metrics, the request timeout and the bound on requests in flight, the
 /// 1 MiB body limit and problem+json for every error.
 pub fn router(state: AppState) -> Router {
+    let api = routes(state.clone());
+    api.clone()
+        .nest(
+            "/console",
+            operator_console::router(api, state.store().clone()),
+        )
+        .layer(CatchPanicLayer::custom(panicked))
+        .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            limits::limit,
+        ))
+        .layer(axum::middleware::from_fn(observe::observe))
+}
+
+/// The API's routes with their state, without the middleware (which
+/// [`router`] adds once, around them and the console that calls them).
+fn routes(state: AppState) -> Router {
     Router::new()
         .route("/inventory/{sku}", get(inventory::stock_level))
         .route("/inventory/{sku}/receipts", post(inventory::receive))
@@ -83,13 +101,6 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(service::openapi))
         .route("/asyncapi.json", get(service::asyncapi))
         .fallback(not_found)
-        .layer(CatchPanicLayer::custom(panicked))
-        .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            limits::limit,
-        ))
-        .layer(axum::middleware::from_fn(observe::observe))
         .with_state(state)
 }
 

@@ -44,6 +44,23 @@ pub async fn find_order(
         .await
 }
 
+/// The most recent `limit` orders of a customer, newest first (the
+/// operator console's look-up by customer id).
+pub async fn orders_of_customer(
+    pool: &PgPool,
+    customer_id: &str,
+    limit: i64,
+) -> Result<Vec<OrderSummary>, sqlx::Error> {
+    sqlx::query_as::<_, OrderSummary>(
+        "SELECT * FROM order_summaries WHERE customer_id = $1 \
+         ORDER BY placed_at DESC, order_id LIMIT $2",
+    )
+    .bind(customer_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
 /// Projects `order-*` streams into `order_summaries`.
 pub struct OrderSummaries;
 
