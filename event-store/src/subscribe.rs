@@ -32,7 +32,7 @@ impl Default for SubscribeOptions {
         SubscribeOptions {
             filter: LogFilter::All,
             batch_size: 1000,
-            poll_interval: Duration::from_secs(2),
+            poll_interval: Duration::from_secs(5),
         }
     }
 }

@@ -89,13 +89,13 @@ pub struct RuntimeOptions {
     /// Events per transaction while a rebuild fills its fresh tables.
     pub rebuild_batch_size: i64,
     /// How often a worker without its lock tries to take it, and how often
-    /// an owner checks it still has it.
+    /// an owner checks in: that it still has it, its heartbeat, and operator
+    /// requests from other processes (this process's own are carried out at
+    /// once). Fencing, not this check, keeps a stale owner from committing.
     pub ownership_interval: Duration,
     /// Streams a reactor handles at once (events of one stream are always
     /// handled in order).
     pub reactor_concurrency: usize,
-    /// How often an owner looks for operator requests.
-    pub request_interval: Duration,
     pub crash_before_checkpoint: Option<CrashHook>,
 }
 
@@ -110,8 +110,7 @@ impl Default for RuntimeOptions {
             outage_retry_max: Duration::from_secs(3),
             batch_size: 500,
             rebuild_batch_size: 2000,
-            ownership_interval: Duration::from_secs(1),
-            request_interval: Duration::from_millis(250),
+            ownership_interval: Duration::from_secs(5),
             reactor_concurrency: 8,
             crash_before_checkpoint: None,
         }

@@ -11,11 +11,22 @@
 //!   connection died with a database crash, and another took over at once)
 //!   cannot commit anything more: two owners' effects never interleave.
 
+use super::status::SubscriptionState;
 use event_store::{CheckpointLease, EventStore, LogCursor};
 use sqlx::{Connection, PgConnection};
 
 /// Advisory lock class for subscriptions (class 1 is stream locks).
 const LOCK_CLASS: i32 = 2;
+
+/// What an owner's check-in found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CheckIn {
+    Owner {
+        requests_waiting: bool,
+    },
+    /// The lock or the lease is gone (or the lock connection is).
+    NotOwner,
+}
 
 pub(crate) struct Ownership {
     connection: PgConnection,
@@ -48,24 +59,47 @@ impl Ownership {
         &self.lease
     }
 
-    /// Whether this worker is still the owner: its lock connection is alive
-    /// and holds the lock (asked of the server, about this very session),
-    /// and no newer lease has been taken.
-    pub(crate) async fn still_held(&mut self, store: &EventStore) -> bool {
-        let locked: Result<bool, sqlx::Error> = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT FROM pg_locks \
-                             WHERE locktype = 'advisory' AND classid = $1 \
-                               AND objid = hashtext($2)::oid AND objsubid = 2 \
-                               AND pid = pg_backend_pid() AND granted)",
+    /// The owner's periodic check-in, one statement on the lock connection
+    /// (an idle service's transactions are mostly these): whether this
+    /// worker is still the owner — its lock connection is alive and holds
+    /// the lock, asked of the server about this very session, and no newer
+    /// lease has been taken — and, if so, its heartbeat and `state` in
+    /// `subscription_status`, and whether operator requests wait for it.
+    pub(crate) async fn check_in(&mut self, owner: &str, state: SubscriptionState) -> CheckIn {
+        let row: Result<(bool, bool), sqlx::Error> = sqlx::query_as(
+            "WITH held AS ( \
+                 SELECT EXISTS (SELECT FROM pg_locks \
+                                 WHERE locktype = 'advisory' AND classid = $1 \
+                                   AND objid = hashtext($2)::oid AND objsubid = 2 \
+                                   AND pid = pg_backend_pid() AND granted) \
+                    AND EXISTS (SELECT FROM subscription_checkpoints \
+                                 WHERE name = $2 AND owner_epoch = $3) AS held), \
+             beat AS ( \
+                 INSERT INTO subscription_status (name, owner, state, heartbeat_at) \
+                 SELECT $2, $4, $5, now() FROM held WHERE held.held \
+                 ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, \
+                     state = excluded.state, heartbeat_at = now() \
+                 RETURNING 1) \
+             SELECT held.held, \
+                    EXISTS (SELECT FROM subscription_requests \
+                             WHERE subscription = $2 AND done_at IS NULL) \
+               FROM held",
         )
         .bind(LOCK_CLASS)
         .bind(self.lease.name())
+        .bind(self.lease.epoch())
+        .bind(owner)
+        .bind(state.as_str())
         .fetch_one(&mut self.connection)
         .await;
-        if !matches!(locked, Ok(true)) {
-            return false;
+        match row {
+            Ok((true, requests_waiting)) => CheckIn::Owner { requests_waiting },
+            Ok((false, _)) => CheckIn::NotOwner,
+            Err(error) => {
+                tracing::warn!(subscription = self.lease.name(), %error, "an owner's check-in failed");
+                CheckIn::NotOwner
+            }
         }
-        matches!(store.checkpoint_epoch(self.lease.name()).await, Ok(epoch) if epoch == self.lease.epoch())
     }
 
     pub(crate) async fn release(self) {

@@ -36,7 +36,7 @@ pub(crate) async fn enqueue_request(
         RequestKind::Reset { position } => Some(position),
         _ => None,
     };
-    sqlx::query_scalar(
+    let id = sqlx::query_scalar(
         "INSERT INTO subscription_requests (subscription, kind, position) VALUES ($1, $2, $3) \
          RETURNING id",
     )
@@ -44,7 +44,21 @@ pub(crate) async fn enqueue_request(
     .bind(kind.as_str())
     .bind(position)
     .fetch_one(pool)
-    .await
+    .await?;
+    SUBMITTED.send_modify(|count| *count = count.wrapping_add(1));
+    Ok(id)
+}
+
+/// Bumped when this process submits a request, so a worker of the same
+/// process (`serve` runs the API and the runtime) carries it out at once; a
+/// request from another process (the CLI) waits for the owner's next
+/// check-in (`RuntimeOptions::ownership_interval`).
+static SUBMITTED: std::sync::LazyLock<tokio::sync::watch::Sender<u64>> =
+    std::sync::LazyLock::new(|| tokio::sync::watch::Sender::new(0));
+
+/// Changes whenever this process submits a request.
+pub(crate) fn submitted() -> tokio::sync::watch::Receiver<u64> {
+    SUBMITTED.subscribe()
 }
 
 /// How a carried-out request ended.

@@ -49,7 +49,6 @@ impl TestApp {
             retry_base: Duration::from_millis(5),
             retry_max: Duration::from_millis(50),
             ownership_interval: Duration::from_millis(200),
-            request_interval: Duration::from_millis(50),
             ..RuntimeOptions::default()
         }
     }

@@ -80,7 +80,6 @@ impl TestApp {
             outage_retry_max: Duration::from_millis(300),
             max_attempts: 3,
             ownership_interval: Duration::from_millis(200),
-            request_interval: Duration::from_millis(50),
             ..RuntimeOptions::default()
         }
     }

@@ -18,7 +18,8 @@ use tokio::sync::watch;
 
 use self::operator_requests::RunningRebuild;
 use super::error::RuntimeError;
-use super::ownership::Ownership;
+use super::ownership::{CheckIn, Ownership};
+use super::requests;
 use super::retry::backoff;
 use super::status::{self, SubscriptionState};
 use super::{RuntimeOptions, Subscriber};
@@ -60,6 +61,7 @@ pub(crate) async fn run(
             ownership,
             cursor,
             blocked: HashMap::new(),
+            caught_up: false,
             rebuild: None,
             stopped: stopped.clone(),
         };
@@ -101,6 +103,9 @@ struct Worker {
     cursor: LogCursor,
     /// Streams with parked events, each with its failing head's position.
     blocked: HashMap<String, i64>,
+    /// Whether the last batch read was short of a full one: the worker
+    /// has caught up with the log (for the state it reports).
+    caught_up: bool,
     /// A rebuild filling fresh tables in the background.
     rebuild: Option<RunningRebuild>,
     stopped: watch::Receiver<bool>,
@@ -113,30 +118,31 @@ impl Worker {
 
     async fn run(&mut self) -> Result<(), RuntimeError> {
         self.blocked = super::parking::blocked_streams(self.store.pool(), self.name()).await?;
-        let mut state = self.report_progress().await?;
+        let mut reported = self.state();
+        status::report(self.store.pool(), self.name(), Some(&self.owner), reported).await?;
         let mut subscription = self.subscribe();
-        let mut ownership_check = tokio::time::interval(self.options.ownership_interval);
-        let mut request_check = tokio::time::interval(self.options.request_interval);
+        // One check-in per interval: ownership, heartbeat and waiting
+        // requests in one statement (`ownership.rs`).
+        let mut check_in = tokio::time::interval(self.options.ownership_interval);
+        let mut submitted = requests::submitted();
         let mut stopped = self.stopped.clone();
         loop {
-            tokio::select! {
+            let carry_out = tokio::select! {
                 biased;
                 _ = stopped.changed() => return Ok(()),
-                _ = ownership_check.tick() => {
-                    if !self.ownership.still_held(&self.store).await {
-                        return Err(RuntimeError::LostOwnership);
-                    }
-                    state = self.report_progress().await?;
-                }
-                _ = request_check.tick() => {
-                    if self.carry_out_requests().await.map_err(RuntimeError::or_lost_ownership)? {
-                        subscription = self.subscribe();
+                _ = check_in.tick() => {
+                    reported = self.state();
+                    match self.ownership.check_in(&self.owner, reported).await {
+                        CheckIn::Owner { requests_waiting } => requests_waiting,
+                        CheckIn::NotOwner => return Err(RuntimeError::LostOwnership),
                     }
                 }
+                changed = submitted.changed() => changed.is_ok(),
                 finished = operator_requests::wait_for_rebuild(&mut self.rebuild) => {
                     if self.finish_rebuild(finished).await.map_err(RuntimeError::or_lost_ownership)? {
                         subscription = self.subscribe();
                     }
+                    false
                 }
                 next = subscription.next() => {
                     let Some(first) = next else {
@@ -149,11 +155,23 @@ impl Worker {
                             _ => break,
                         }
                     }
+                    self.caught_up = batch.len() < self.options.batch_size;
                     self.handle_batch(batch).await.map_err(RuntimeError::or_lost_ownership)?;
-                    if state != SubscriptionState::Running {
-                        state = self.report_progress().await?;
-                    }
+                    false
                 }
+            };
+            if carry_out
+                && self
+                    .carry_out_requests()
+                    .await
+                    .map_err(RuntimeError::or_lost_ownership)?
+            {
+                subscription = self.subscribe();
+            }
+            // A change of state is told at once, not at the next check-in.
+            if self.state() != reported {
+                reported = self.state();
+                status::report(self.store.pool(), self.name(), Some(&self.owner), reported).await?;
             }
         }
     }
@@ -169,22 +187,15 @@ impl Worker {
         )
     }
 
-    /// Reports the state (catching up, running or rebuilding) with a
-    /// heartbeat; returns it.
-    async fn report_progress(&self) -> Result<SubscriptionState, RuntimeError> {
-        let state = if self.rebuild.is_some() {
+    /// Rebuilding, catching up (the last batch was a full one) or running.
+    fn state(&self) -> SubscriptionState {
+        if self.rebuild.is_some() {
             SubscriptionState::Rebuilding
-        } else if self
-            .store
-            .has_events_after(self.cursor, &self.subscriber.filter())
-            .await?
-        {
-            SubscriptionState::CatchingUp
-        } else {
+        } else if self.caught_up {
             SubscriptionState::Running
-        };
-        status::report(self.store.pool(), self.name(), Some(&self.owner), state).await?;
-        Ok(state)
+        } else {
+            SubscriptionState::CatchingUp
+        }
     }
 
     async fn handle_batch(&mut self, batch: Vec<RecordedEvent>) -> Result<(), RuntimeError> {
