@@ -334,3 +334,37 @@ async fn a_redelivered_shipment_after_a_permanent_failure_neither_pays_nor_fails
     assert_eq!(app.status(order_id).await, Some(OrderStatus::PaymentFailed));
     runtime.shutdown().await;
 }
+
+/// Orders placed while no runtime runs reach the reactors as one batch:
+/// each batched reactor decides it at once and commits every effect with
+/// its checkpoint in one transaction, and the orders end paid, each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reactors_batch_is_committed_in_one_transaction_with_every_effect_once() {
+    let app = TestApp::new().await;
+    app.receive("SKU-1", "main", 100).await;
+    let mut orders = Vec::new();
+    for _ in 0..20 {
+        orders.push(app.place(&[("SKU-1", 1)], PaymentMethod::CardOk).await);
+    }
+    let runtime = app.start(TestApp::fast_options());
+    for order_id in &orders {
+        app.wait_for_status(*order_id, OrderStatus::Paid).await;
+    }
+    app.wait_until_idle().await;
+    let (events, transactions): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT transaction_id) FROM events \
+          WHERE event_type = 'InventoryReserved'",
+    )
+    .fetch_one(app.store.pool())
+    .await
+    .expect("query");
+    assert_eq!(events, 20, "one reservation per order");
+    assert_eq!(
+        transactions, 1,
+        "the inventory reactor's first batch held every order: one commit"
+    );
+    assert_eq!(app.count_events("OrderPaid").await, 20);
+    assert_eq!(app.count_events("PaymentCaptured").await, 20);
+    assert_eq!(app.stock("SKU-1").await, (80, 0, 80));
+    runtime.shutdown().await;
+}
