@@ -431,6 +431,28 @@ pub struct ParkedEventBody {
     pub parked_at: DateTime<Utc>,
 }
 
+/// The answer to an operator request its subscription's owner carries out
+/// later (202); follow `Location` (or `request`) for its outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RequestAcceptedBody {
+    pub accepted: bool,
+    pub detail: String,
+    /// The request's id, for `GET /subscriptions/{name}/requests/{id}`.
+    pub request: i64,
+}
+
+/// Where an operator request stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RequestStatusBody {
+    pub id: i64,
+    /// pending, done or failed.
+    #[schema(example = "done")]
+    pub status: String,
+    /// What the owner reported once it carried the request out (for a
+    /// failure, why); null while pending.
+    pub outcome: Option<String>,
+}
+
 /// `POST /subscriptions/{name}/reset`
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct ResetRequest {

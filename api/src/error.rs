@@ -242,9 +242,11 @@ impl From<sqlx::Error> for ApiError {
 impl From<OperationsError> for ApiError {
     fn from(error: OperationsError) -> Self {
         match error {
-            OperationsError::UnknownSubscription(_) | OperationsError::UnknownProjection(_) => {
-                ApiError::NotFound(error.to_string())
-            }
+            OperationsError::UnknownSubscription(_)
+            | OperationsError::UnknownProjection(_)
+            | OperationsError::UnknownParkedEvent { .. }
+            | OperationsError::UnknownRequest { .. } => ApiError::NotFound(error.to_string()),
+            OperationsError::EarlierParkedInStream { .. } => ApiError::Conflict(error.to_string()),
             OperationsError::Store(store) => store.into(),
         }
     }

@@ -88,6 +88,14 @@ fn routes(state: AppState) -> Router {
             post(operations::replay_parked),
         )
         .route(
+            "/subscriptions/{name}/parked/{position}/replay",
+            post(operations::replay_parked_event),
+        )
+        .route(
+            "/subscriptions/{name}/requests/{id}",
+            get(operations::request_status),
+        )
+        .route(
             "/subscriptions/{name}/reset",
             post(operations::reset_subscription),
         )

@@ -1,5 +1,5 @@
 // Operations: the overview of every subscription (live), parked events
-// with replay, and projections (rebuild with progress, reset).
+// with replay (all, or one), and projections (rebuild with progress, reset).
 
 import { h, api, confirmDialog, json, time } from "./app.js";
 import { onLive } from "./bus.js";
@@ -107,6 +107,20 @@ async function showParkedEvent(event, target) {
   }
 }
 
+// How long the page waits for the owner to carry out a replay of one event.
+const REPLAY_PATIENCE_MS = 30 * 1000;
+const REPLAY_CHECK_MS = 250;
+
+/** Waits for request `id` of `name` to be carried out; its status. */
+async function requestOutcome(name, id) {
+  const deadline = Date.now() + REPLAY_PATIENCE_MS;
+  for (;;) {
+    const { body } = await api(`/subscriptions/${encodeURIComponent(name)}/requests/${id}`);
+    if (body.status !== "pending" || Date.now() > deadline) return body;
+    await new Promise((resolve) => setTimeout(resolve, REPLAY_CHECK_MS));
+  }
+}
+
 export function parkedPage(page, name) {
   page.append(h("h1", {}, "Parked events"));
   const picker = h("nav", { class: "chips", "aria-label": "Subscriptions" });
@@ -136,8 +150,39 @@ export function parkedPage(page, name) {
       waitingFor = Number(answer.headers.get("x-console-action") || 0);
       outcome.textContent = "Replay requested; waiting for the owner…";
     });
+    const firstOfStream = new Set();
+    const seenStreams = new Set();
+    for (const event of body) {
+      if (!seenStreams.has(event.stream_id)) firstOfStream.add(event.position);
+      seenStreams.add(event.stream_id);
+    }
+    async function replayOne(event, button) {
+      const what = `the ${event.type} event at position ${event.position} (${event.stream_id} v${event.stream_version})`;
+      if (!(await confirmDialog(`Replay ${what} alone?`, "Replay"))) return;
+      button.disabled = true;
+      outcome.textContent = `Replay of position ${event.position} requested; waiting for the owner…`;
+      try {
+        const answer = await api(`/subscriptions/${encodeURIComponent(name)}/parked/${event.position}/replay`, { method: "POST" });
+        const done = await requestOutcome(name, answer.body.request);
+        outcome.textContent = done.status === "done"
+          ? `Replayed position ${event.position}: it is no longer parked.`
+          : done.status === "failed"
+            ? `Replay of position ${event.position} failed: ${done.outcome}`
+            : `The owner has not replayed position ${event.position} yet; it will when it runs.`;
+      } catch (error) {
+        outcome.textContent = `Replay of position ${event.position} refused: ${error.message}`;
+      }
+      await load();
+    }
     const rows = body.map((event) => {
-      const detail = h("td", { colspan: "6", class: "detail" });
+      const first = firstOfStream.has(event.position);
+      const replayButton = h("button", {
+        type: "button", class: "replay-one", "data-replay": event.position, disabled: !first,
+        "aria-label": `Replay position ${event.position}`,
+        title: first ? "Replay this event alone" : "Earlier events of its stream are parked: replay those first",
+      }, "Replay");
+      replayButton.addEventListener("click", () => replayOne(event, replayButton).catch(() => {}));
+      const detail = h("td", { colspan: "7", class: "detail" });
       const show = h("button", { type: "button", class: "quiet", "aria-expanded": "false" }, "Show JSON");
       show.addEventListener("click", () => {
         const open = show.getAttribute("aria-expanded") === "true";
@@ -151,7 +196,8 @@ export function parkedPage(page, name) {
           h("td", {}, event.type),
           h("td", { class: "num" }, event.attempts),
           h("td", { class: "error-text" }, event.blocked_by ? `waits behind position ${event.blocked_by}` : event.error),
-          h("td", {}, time(event.parked_at), " ", show)),
+          h("td", {}, time(event.parked_at), " ", show),
+          h("td", {}, replayButton)),
         h("tr", {}, detail),
       ];
     });
@@ -160,7 +206,7 @@ export function parkedPage(page, name) {
       body.length === 0
         ? h("p", { id: "nothing-parked" }, `Nothing of ${name} is parked.`)
         : h("div", { class: "scroll", tabindex: "0", role: "region", "aria-label": "Table, scrolls sideways" }, h("table", { class: "grid", id: "parked-table" },
-          h("thead", {}, h("tr", {}, ["Position", "Stream", "Type", "Attempts", "Error", "Parked at"].map((l) => h("th", { scope: "col" }, l)))),
+          h("thead", {}, h("tr", {}, ["Position", "Stream", "Type", "Attempts", "Error", "Parked at", "Replay"].map((l) => h("th", { scope: "col" }, l)))),
           h("tbody", {}, rows.flat()))));
   }
 

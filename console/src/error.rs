@@ -59,9 +59,14 @@ impl ConsoleError {
             ConsoleError::Api { status, .. } => *status,
             ConsoleError::UnexpectedAnswer { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             ConsoleError::Store(error) => store_status(error),
-            ConsoleError::Operations(OperationsError::UnknownProjection(_))
-            | ConsoleError::Operations(OperationsError::UnknownSubscription(_)) => {
-                StatusCode::NOT_FOUND
+            ConsoleError::Operations(
+                OperationsError::UnknownProjection(_)
+                | OperationsError::UnknownSubscription(_)
+                | OperationsError::UnknownParkedEvent { .. }
+                | OperationsError::UnknownRequest { .. },
+            ) => StatusCode::NOT_FOUND,
+            ConsoleError::Operations(OperationsError::EarlierParkedInStream { .. }) => {
+                StatusCode::CONFLICT
             }
             ConsoleError::Operations(OperationsError::Store(error)) => store_status(error),
         }

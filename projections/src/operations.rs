@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use crate::catalogue::{self, CatalogueEntry, SubscriberKind, CATALOGUE, OPTIONAL};
 use crate::runtime::{
-    enqueue_request, outcome_of, RequestKind, RequestOutcome, SubscriptionState, PARKED_COUNT_SQL,
+    enqueue_request, outcome_of, parked_at, RequestKind, RequestOutcome, SubscriptionState,
+    PARKED_COUNT_SQL,
 };
 
 pub fn subscription_names() -> Vec<&'static str> {
@@ -22,6 +23,23 @@ pub enum OperationsError {
     UnknownSubscription(String),
     #[error("no projection named {0:?}; projections are orders, stock and payments")]
     UnknownProjection(String),
+    #[error("{subscription} has no parked event at position {position}")]
+    UnknownParkedEvent { subscription: String, position: i64 },
+    /// Replaying it alone would handle it before earlier events of its
+    /// stream, which the subscriber must see first.
+    #[error(
+        "the event at position {position} waits behind {earlier} earlier parked event(s) of \
+         stream {stream_id}; replay the one at position {first} first, or replay all"
+    )]
+    EarlierParkedInStream {
+        position: i64,
+        stream_id: String,
+        /// The stream's first parked event: the one to replay next.
+        first: i64,
+        earlier: usize,
+    },
+    #[error("{subscription} has no request {id}")]
+    UnknownRequest { subscription: String, id: i64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -187,6 +205,72 @@ pub async fn request_replay_parked(
     let name = known_subscription(store, subscription).await?;
     enqueue_request(store.pool(), &name, RequestKind::ReplayParked).await?;
     Ok(())
+}
+
+/// Asks the owner of `subscription` to replay the event it parked at
+/// `position`, alone; returns the request's id (see [`request_status`]).
+/// Refused while earlier events of the same stream are parked: a
+/// subscriber sees a stream's events in order, so the earliest goes first.
+pub async fn request_replay_parked_event(
+    store: &EventStore,
+    subscription: &str,
+    position: i64,
+) -> Result<i64, OperationsError> {
+    let name = known_subscription(store, subscription).await?;
+    let parked = parked_at(store.pool(), &name, position)
+        .await?
+        .ok_or_else(|| OperationsError::UnknownParkedEvent {
+            subscription: name.clone(),
+            position,
+        })?;
+    if let Some(&first) = parked.earlier.first() {
+        return Err(OperationsError::EarlierParkedInStream {
+            position,
+            stream_id: parked.stream_id,
+            first,
+            earlier: parked.earlier.len(),
+        });
+    }
+    Ok(enqueue_request(
+        store.pool(),
+        &name,
+        RequestKind::ReplayParkedEvent { position },
+    )
+    .await?)
+}
+
+/// Where an operator request of `subscription` stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestStatus {
+    Pending,
+    Finished(RequestOutcome),
+}
+
+/// How request `id` of `subscription` stands; unknown if it is another
+/// subscription's.
+pub async fn request_status(
+    store: &EventStore,
+    subscription: &str,
+    id: i64,
+) -> Result<RequestStatus, OperationsError> {
+    let name = known_subscription(store, subscription).await?;
+    let exists: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT FROM subscription_requests WHERE id = $1 AND subscription = $2)",
+    )
+    .bind(id)
+    .bind(&name)
+    .fetch_one(store.pool())
+    .await?;
+    if !exists {
+        return Err(OperationsError::UnknownRequest {
+            subscription: name,
+            id,
+        });
+    }
+    Ok(match outcome_of(store.pool(), id).await? {
+        Some(outcome) => RequestStatus::Finished(outcome),
+        None => RequestStatus::Pending,
+    })
 }
 
 pub async fn request_reset(

@@ -194,6 +194,61 @@ async fn a_parked_event_is_replayed_from_the_console_and_disappears() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_parked_event_is_replayed_alone_from_the_console_and_the_next_may_follow() {
+    let served = Served::start("auto").await;
+    receive(&served, "PARK-2", 5, "main").await;
+    // The injected fault: the orders projection cannot write this
+    // customer's order, so its events are parked, all behind the first.
+    sqlx::raw_sql(
+        "CREATE FUNCTION console_test_fault() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN IF NEW.customer_id = 'c-poison' THEN \
+           RAISE EXCEPTION 'injected fault: customer c-poison is refused'; \
+         END IF; RETURN NEW; END $$; \
+         CREATE TRIGGER console_test_fault BEFORE INSERT OR UPDATE ON order_summaries \
+           FOR EACH ROW EXECUTE FUNCTION console_test_fault();",
+    )
+    .execute(served.db.pool())
+    .await
+    .expect("inject the fault");
+    let (status, body) = served.post("/orders", order("c-poison", "PARK-2", 1)).await;
+    assert_eq!(status, 201, "{body}");
+    let order_id = body["order_id"].as_str().expect("order id").to_owned();
+    // Placed, reserved and paid: three events of the order's stream.
+    served
+        .wait_until(
+            "the orders projection parked three of the order's events",
+            || async {
+                served
+                    .get("/subscriptions/orders/parked")
+                    .await
+                    .as_array()
+                    .is_some_and(|parked| parked.len() >= 3)
+            },
+        )
+        .await;
+    sqlx::raw_sql("DROP TRIGGER console_test_fault ON order_summaries")
+        .execute(served.db.pool())
+        .await
+        .expect("remove the fault");
+    let before = served.get("/subscriptions/orders/parked").await;
+    served
+        .browser("parked-one.mjs", &[("ORDER_ID", order_id.clone())])
+        .await;
+    let after = served.get("/subscriptions/orders/parked").await;
+    let count = |parked: &Value| parked.as_array().map_or(0, Vec::len);
+    assert_eq!(count(&after), count(&before) - 1, "{after}");
+    assert_eq!(after[0]["position"], before[1]["position"]);
+    let summary = projections::read_models::orders::find_order(
+        served.db.pool(),
+        order_id.parse().expect("uuid"),
+    )
+    .await
+    .expect("read the summary")
+    .expect("the replayed OrderPlaced made the summary");
+    assert_eq!(summary.customer_id, "c-poison");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebuild_started_from_the_console_shows_progress_and_completes() {
     let served = Served::start("auto").await;
     // Enough inventory events that the rebuild of `stock` takes ten

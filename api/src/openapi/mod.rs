@@ -35,6 +35,8 @@ pub mod responses;
         operations::list_subscriptions,
         operations::list_parked,
         operations::replay_parked,
+        operations::replay_parked_event,
+        operations::request_status,
         operations::reset_subscription,
         operations::rebuild_projection,
         service::health,

@@ -4,15 +4,20 @@
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode, Uri};
+use axum::http::{header, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
-use projections::operations;
+use projections::operations::{self, RequestStatus};
+use projections::runtime::RequestOutcome;
 
 use super::accepted;
 use super::paging::{
     decode_log_cursor, encode_log_cursor, limit, more_follow, next_link, Paged, DEFAULT_LIMIT,
 };
-use crate::dto::{AcceptedBody, PageQuery, ParkedEventBody, ResetRequest, SubscriptionBody};
+use crate::dto::{
+    AcceptedBody, PageQuery, ParkedEventBody, RequestAcceptedBody, RequestStatusBody, ResetRequest,
+    SubscriptionBody,
+};
 use crate::error::{ApiError, Problem};
 use crate::extract::{JsonBody, PathParams, QueryParams};
 use crate::openapi::responses::{
@@ -167,6 +172,89 @@ pub async fn replay_parked(
     Ok(accepted(format!(
         "the parked events of {name} will be replayed by its owner"
     )))
+}
+
+/// Replay one parked event, by its position (carried out by the
+/// subscription's owner). Only the first parked event of its stream can be
+/// replayed alone: the subscriber sees a stream's events in order.
+#[utoipa::path(
+    post, path = "/subscriptions/{name}/parked/{position}/replay", tag = "operations",
+    security(("admin" = [])),
+    params(
+        ("name" = String, Path),
+        ("position" = i64, Path, description = "the parked event's `position`"),
+    ),
+    responses(
+        (status = 202, body = RequestAcceptedBody, headers(("Location" = String, description = "`/subscriptions/{name}/requests/{id}`: the request's outcome"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "No such subscription, or nothing parked at this position", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Earlier events of the same stream are parked: replay the first of them (the detail names it), or replay all", body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = Unavailable),
+    )
+)]
+#[tracing::instrument(skip_all, fields(subscription = %name, position))]
+pub async fn replay_parked_event(
+    _: Admin,
+    State(state): State<AppState>,
+    uri: Uri,
+    PathParams((name, position)): PathParams<(String, i64)>,
+) -> Result<Response, ApiError> {
+    tracing::Span::current().record("position", position);
+    let request = operations::request_replay_parked_event(state.store(), &name, position).await?;
+    let mut response = (
+        StatusCode::ACCEPTED,
+        Json(RequestAcceptedBody {
+            accepted: true,
+            detail: format!(
+                "the event {name} parked at position {position} will be replayed by its owner"
+            ),
+            request,
+        }),
+    )
+        .into_response();
+    // The request's own path up to the subscription, still percent-encoded
+    // as the client sent it.
+    if let Some(location) = uri.path().rfind("/parked/").and_then(|end| {
+        HeaderValue::from_str(&format!("{}/requests/{request}", &uri.path()[..end])).ok()
+    }) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// Where an operator request stands: `pending` until the subscription's
+/// owner has carried it out, then `done` or `failed` with its outcome.
+#[utoipa::path(
+    get, path = "/subscriptions/{name}/requests/{id}", tag = "operations",
+    security(("admin" = [])),
+    params(("name" = String, Path), ("id" = i64, Path)),
+    responses(
+        (status = 200, body = RequestStatusBody),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "No such subscription, or no such request of it", body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = Unavailable),
+    )
+)]
+#[tracing::instrument(skip_all, fields(subscription = %name, request = id))]
+pub async fn request_status(
+    _: Admin,
+    State(state): State<AppState>,
+    PathParams((name, id)): PathParams<(String, i64)>,
+) -> Result<Json<RequestStatusBody>, ApiError> {
+    let (status, outcome) = match operations::request_status(state.store(), &name, id).await? {
+        RequestStatus::Pending => ("pending", None),
+        RequestStatus::Finished(RequestOutcome::Done(outcome)) => ("done", Some(outcome)),
+        RequestStatus::Finished(RequestOutcome::Failed(reason)) => ("failed", Some(reason)),
+    };
+    Ok(Json(RequestStatusBody {
+        id,
+        status: status.to_owned(),
+        outcome,
+    }))
 }
 
 /// Move a subscription's checkpoint: it re-delivers every event after

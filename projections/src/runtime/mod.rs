@@ -41,7 +41,7 @@ use crate::read_models::payments::Payments;
 use crate::read_models::stock::StockLevels;
 use crate::{Projection, Reactor};
 
-pub(crate) use parking::PARKED_COUNT_SQL;
+pub(crate) use parking::{parked_at, PARKED_COUNT_SQL};
 pub use requests::RequestOutcome;
 pub(crate) use requests::{enqueue_request, outcome_of, RequestKind};
 pub use status::SubscriptionState;

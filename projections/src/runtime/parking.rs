@@ -110,6 +110,76 @@ pub(crate) async fn unpark<'e>(
     Ok(())
 }
 
+/// One parked event, as a replay of it alone needs it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub(crate) struct ParkedEntry {
+    pub(crate) transaction_id: i64,
+    pub(crate) stream_id: String,
+    /// The stream's parked events before this one, in log order.
+    pub(crate) earlier: Vec<i64>,
+}
+
+/// The event `subscription` parked at `position`, with the parked events
+/// of its stream before it; `None` if nothing is parked there.
+pub(crate) async fn parked_at<'e>(
+    executor: impl PgExecutor<'e>,
+    subscription: &str,
+    position: i64,
+) -> Result<Option<ParkedEntry>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT p.transaction_id, p.stream_id, \
+                ARRAY(SELECT e.position FROM parked_events e \
+                       WHERE e.subscription = p.subscription AND e.stream_id = p.stream_id \
+                         AND (e.transaction_id, e.position) < (p.transaction_id, p.position) \
+                       ORDER BY e.transaction_id, e.position) AS earlier \
+           FROM parked_events p WHERE p.subscription = $1 AND p.position = $2",
+    )
+    .bind(subscription)
+    .bind(position)
+    .fetch_optional(executor)
+    .await
+}
+
+/// After the stream's head was replayed alone: its first remaining parked
+/// event becomes the head the rest wait behind (it was never tried, so its
+/// error says so). Returns the new head, `None` if nothing of the stream is
+/// parked any more.
+pub(crate) async fn promote_next_head(
+    connection: &mut sqlx::PgConnection,
+    subscription: &str,
+    stream_id: &str,
+) -> Result<Option<i64>, sqlx::Error> {
+    let head: Option<i64> = sqlx::query_scalar(
+        "SELECT position FROM parked_events WHERE subscription = $1 AND stream_id = $2 \
+          ORDER BY transaction_id, position LIMIT 1",
+    )
+    .bind(subscription)
+    .bind(stream_id)
+    .fetch_optional(&mut *connection)
+    .await?;
+    let Some(head) = head else {
+        return Ok(None);
+    };
+    sqlx::query(
+        "UPDATE parked_events \
+            SET blocked_by = CASE WHEN position = $3 THEN NULL ELSE $3 END, \
+                last_error = CASE WHEN position = $3 AND blocked_by IS NOT NULL \
+                                  THEN $4 ELSE last_error END \
+          WHERE subscription = $1 AND stream_id = $2",
+    )
+    .bind(subscription)
+    .bind(stream_id)
+    .bind(head)
+    .bind(NOT_TRIED)
+    .execute(&mut *connection)
+    .await?;
+    Ok(Some(head))
+}
+
+/// The error of a stream's head that waited behind an event replayed alone.
+const NOT_TRIED: &str =
+    "not tried yet: the parked event before it was replayed; replay this one next";
+
 /// After a failed replay: `position` is the stream's failing head again,
 /// with its new attempt count and error; the rest wait behind it.
 pub(crate) async fn mark_head<'e>(

@@ -6,14 +6,21 @@ use sqlx::PgPool;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RequestKind {
     ReplayParked,
-    Reset { position: i64 },
+    /// Replay the event parked at `position` alone. Stored as a
+    /// `replay_parked` row with its position (no migration needed).
+    ReplayParkedEvent {
+        position: i64,
+    },
+    Reset {
+        position: i64,
+    },
     Rebuild,
 }
 
 impl RequestKind {
     fn as_str(self) -> &'static str {
         match self {
-            RequestKind::ReplayParked => "replay_parked",
+            RequestKind::ReplayParked | RequestKind::ReplayParkedEvent { .. } => "replay_parked",
             RequestKind::Reset { .. } => "reset",
             RequestKind::Rebuild => "rebuild",
         }
@@ -33,8 +40,10 @@ pub(crate) async fn enqueue_request(
     kind: RequestKind,
 ) -> Result<i64, sqlx::Error> {
     let position = match kind {
-        RequestKind::Reset { position } => Some(position),
-        _ => None,
+        RequestKind::Reset { position } | RequestKind::ReplayParkedEvent { position } => {
+            Some(position)
+        }
+        RequestKind::ReplayParked | RequestKind::Rebuild => None,
     };
     let id = sqlx::query_scalar(
         "INSERT INTO subscription_requests (subscription, kind, position) VALUES ($1, $2, $3) \
@@ -109,7 +118,10 @@ pub(crate) async fn next_pending(
     .await?;
     Ok(row.and_then(|(id, kind, position)| {
         let kind = match kind.as_str() {
-            "replay_parked" => RequestKind::ReplayParked,
+            "replay_parked" => match position {
+                Some(position) => RequestKind::ReplayParkedEvent { position },
+                None => RequestKind::ReplayParked,
+            },
             "reset" => RequestKind::Reset {
                 position: position.unwrap_or(0),
             },

@@ -1,5 +1,6 @@
 //! Operator requests, carried out by the subscription's owner between
-//! batches so that they never race the live loop: replay parked events,
+//! batches so that they never race the live loop: replay parked events
+//! (all, or one that no earlier parked event of its stream waits before),
 //! reset the checkpoint, rebuild the read model in the background and swap
 //! it in. Each write goes through the owner's checkpoint lease.
 
@@ -57,6 +58,9 @@ impl Worker {
                 RequestKind::ReplayParked => {
                     self.replay_parked().await?;
                     "replayed".to_owned()
+                }
+                RequestKind::ReplayParkedEvent { position } => {
+                    self.replay_parked_event(position).await?
                 }
                 RequestKind::Reset { position } => {
                     self.reset(position).await?;
@@ -171,7 +175,54 @@ impl Worker {
         Ok(())
     }
 
-    /// Handles one parked event and unparks it, with retries.
+    /// Replays the event parked at `position` alone; returns the request's
+    /// outcome. The API refused it if earlier events of its stream were
+    /// parked, but things may have moved since (a reset, another replay):
+    /// checked again here, where nothing else runs.
+    async fn replay_parked_event(&mut self, position: i64) -> Result<String, RuntimeError> {
+        let Some(parked) = parking::parked_at(self.store.pool(), self.name(), position).await?
+        else {
+            return Ok(format!("failed: nothing is parked at position {position}"));
+        };
+        if let Some(first) = parked.earlier.first() {
+            return Ok(format!(
+                "failed: {} earlier parked event(s) of stream {} must be replayed first, \
+                 starting at position {first}",
+                parked.earlier.len(),
+                parked.stream_id
+            ));
+        }
+        let Some(event) = self.read_event(parked.transaction_id, position).await? else {
+            return Ok(format!(
+                "failed: no event at position {position} in the log"
+            ));
+        };
+        let outcome = match self.replay_one(&event).await {
+            Ok(()) => "replayed".to_owned(),
+            Err(GaveUp::Parkable { attempts, error }) => {
+                let mut transaction = self.store.pool().begin().await?;
+                self.ownership.lease().confirm(&mut *transaction).await?;
+                parking::mark_head(
+                    &mut *transaction,
+                    self.name(),
+                    &parked.stream_id,
+                    position,
+                    attempts,
+                    &error.to_string(),
+                )
+                .await?;
+                transaction.commit().await?;
+                format!("failed: {error}")
+            }
+            Err(GaveUp::Interrupted(error)) => return Err(error),
+        };
+        self.blocked = parking::blocked_streams(self.store.pool(), self.name()).await?;
+        Ok(outcome)
+    }
+
+    /// Handles one parked event and unparks it, with retries; the next
+    /// parked event of its stream, if any, becomes the one the rest wait
+    /// behind.
     async fn replay_one(&mut self, event: &RecordedEvent) -> Result<(), GaveUp> {
         let subscriber = self.subscriber.clone();
         let lease = self.ownership.lease().clone();
@@ -199,6 +250,7 @@ impl Worker {
                     event.position,
                 )
                 .await?;
+                parking::promote_next_head(&mut transaction, name, &event.stream_id).await?;
                 transaction.commit().await?;
                 Ok(())
             }
