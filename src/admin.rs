@@ -25,8 +25,14 @@ pub enum SubscriptionsCommand {
         #[arg(long)]
         position: i64,
     },
-    /// Replay a subscription's parked events.
-    ReplayParked { name: String },
+    /// Replay a subscription's parked events (all of them, or with
+    /// `--position` the one parked there, which must be the first parked
+    /// event of its stream).
+    ReplayParked {
+        name: String,
+        #[arg(long)]
+        position: Option<i64>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -69,10 +75,23 @@ pub async fn subscriptions(
                 carried_out(store, &name).await?
             );
         }
-        SubscriptionsCommand::ReplayParked { name } => {
+        SubscriptionsCommand::ReplayParked {
+            name,
+            position: None,
+        } => {
             operations::request_replay_parked(store, &name).await?;
             println!(
                 "replay of {name}'s parked events requested{}",
+                carried_out(store, &name).await?
+            );
+        }
+        SubscriptionsCommand::ReplayParked {
+            name,
+            position: Some(position),
+        } => {
+            operations::request_replay_parked_event(store, &name, position).await?;
+            println!(
+                "replay of {name}'s event parked at {position} requested{}",
                 carried_out(store, &name).await?
             );
         }
