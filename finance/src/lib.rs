@@ -6,6 +6,7 @@ pub mod contracts;
 pub mod dead_letters;
 pub mod ledger;
 pub mod metrics;
+mod reconnect;
 pub mod rules;
 pub mod status;
 pub mod topology;
