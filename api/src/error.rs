@@ -7,11 +7,17 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use commands::ExecuteError;
 use event_store::StoreError;
+use http_hardening::ProblemTypes;
 use projections::operations::OperationsError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-pub const PROBLEM_JSON: &str = "application/problem+json";
+pub use http_hardening::PROBLEM_JSON;
+
+/// One problem type per status, titled with its reason phrase.
+pub(crate) const PROBLEM_TYPES: ProblemTypes = ProblemTypes::PerStatus {
+    base: "https://orderstream.dev/problems/",
+};
 
 type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -96,33 +102,12 @@ impl ApiError {
             other => ApiError::internal(other),
         }
     }
-
-    /// The problem type: a stable URI per status.
-    fn problem_type(status: StatusCode) -> String {
-        format!(
-            "https://orderstream.dev/problems/{}",
-            status
-                .canonical_reason()
-                .unwrap_or("error")
-                .to_ascii_lowercase()
-                .replace(' ', "-")
-        )
-    }
 }
 
-/// The problem+json response for `status` with `detail`.
+/// The problem+json response for `status` with `detail` (the body is
+/// [`Problem`], written by the hardening shared with Finance).
 pub fn problem_response(status: StatusCode, detail: String) -> Response {
-    let problem = Problem {
-        problem_type: ApiError::problem_type(status),
-        title: status.canonical_reason().unwrap_or("Error").to_owned(),
-        status: status.as_u16(),
-        detail,
-    };
-    let mut response = (status, axum::Json(problem)).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-    response
+    http_hardening::problem(PROBLEM_TYPES, status, "", detail)
 }
 
 impl IntoResponse for ApiError {

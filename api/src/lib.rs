@@ -16,24 +16,18 @@ mod dto;
 mod error;
 mod extract;
 mod idempotency;
-mod limits;
 mod metrics;
 mod observe;
 mod openapi;
 mod routes;
-mod server;
 mod state;
 mod trace_context;
 
 use std::future::Future;
 
-use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
-use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
-use tower_http::catch_panic::CatchPanicLayer;
 
 pub use dto::*;
 pub use error::{ApiError, Problem, PROBLEM_JSON};
@@ -43,21 +37,15 @@ pub use state::{ApiConfig, AppState};
 use routes::{audit, inventory, operations, orders, service};
 
 /// Every route of `API.md`, with the middleware: correlation id, tracing,
-/// metrics, the request timeout and the bound on requests in flight, the
-/// 1 MiB body limit and problem+json for every error.
+/// metrics, then `http_hardening`'s (the request timeout and the bound on
+/// requests in flight, the 1 MiB body limit, panics as an opaque 500) and
+/// problem+json for every error.
 pub fn router(state: AppState) -> Router {
     let api = routes(state.clone());
-    api.clone()
-        .nest(
-            "/console",
-            operator_console::router(api, state.store().clone()),
-        )
-        .layer(CatchPanicLayer::custom(panicked))
-        .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            limits::limit,
-        ))
+    let console = operator_console::router(api.clone(), state.store().clone());
+    state
+        .hardening()
+        .apply(api.nest("/console", console))
         .layer(axum::middleware::from_fn(observe::observe))
 }
 
@@ -116,15 +104,6 @@ async fn not_found() -> ApiError {
     ApiError::NotFound("no such endpoint".into())
 }
 
-/// A panic is a bug: logged, answered with an opaque 500.
-fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    tracing::error!("a request handler panicked");
-    error::problem_response(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "An internal error occurred; it has been logged.".into(),
-    )
-}
-
 /// Serves the API on `listener` until `shutdown` resolves, then lets the
 /// requests in flight finish for at most the configured grace period,
 /// closes every connection and returns. Expired idempotency keys are
@@ -135,11 +114,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let _cleanup = idempotency::start_cleanup(&state);
-    let limits = server::ConnectionLimits {
-        header_read_timeout: state.limits().header_read_timeout,
-        shutdown_grace: state.limits().shutdown_grace,
-    };
-    server::serve(listener, router(state), limits, shutdown).await
+    let hardening = state.hardening().clone();
+    http_hardening::serve(listener, router(state), hardening.limits(), shutdown).await
 }
 
 #[cfg(test)]
@@ -294,7 +270,7 @@ mod tests {
         let app = router(state.clone());
         let holder = tokio::spawn(app.clone().oneshot(stalled_post("/orders")));
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while state.limits().in_flight.available_permits() > 0 {
+        while state.hardening().available_permits() > 0 {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the first request never started"

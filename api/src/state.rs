@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use commands::CommandExecutor;
 use event_store::EventStore;
+use http_hardening::{Hardening, HttpLimits, Policy};
 use metrics_exporter_prometheus::PrometheusHandle;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use tokio::sync::Semaphore;
 
 /// The API's configuration. Every field has a default; the binary's
 /// `Config` sets them from its command line and environment.
@@ -97,17 +97,18 @@ struct Inner {
     admin_token: Option<AdminToken>,
     idempotency_ttl: Duration,
     metrics: PrometheusHandle,
-    limits: Limits,
+    hardening: Hardening,
 }
 
-/// The request limits the middleware and the server enforce.
-pub(crate) struct Limits {
-    pub request_timeout: Duration,
-    pub header_read_timeout: Duration,
-    pub shutdown_grace: Duration,
-    /// One permit per request in flight.
-    pub in_flight: Arc<Semaphore>,
-}
+/// Answered whatever the load: probes and scrapes must see an overloaded
+/// server as alive, and they are cheap.
+const UNLIMITED_PATHS: &[&str] = &[
+    "/health",
+    "/ready",
+    "/metrics",
+    "/openapi.json",
+    "/asyncapi.json",
+];
 
 impl AppState {
     pub fn new(executor: CommandExecutor, config: ApiConfig) -> Self {
@@ -120,16 +121,23 @@ impl AppState {
                     .map(|token| AdminToken::new(&token)),
                 idempotency_ttl: config.idempotency_ttl,
                 metrics: crate::metrics::handle(),
-                limits: Limits {
-                    request_timeout: config.request_timeout,
-                    header_read_timeout: config.header_read_timeout,
-                    shutdown_grace: config.shutdown_grace,
-                    in_flight: Arc::new(Semaphore::new(
-                        config
-                            .max_concurrent_requests
-                            .clamp(1, Semaphore::MAX_PERMITS),
-                    )),
-                },
+                hardening: Hardening::new(
+                    HttpLimits {
+                        request_timeout: config.request_timeout,
+                        header_read_timeout: config.header_read_timeout,
+                        max_concurrent_requests: config.max_concurrent_requests,
+                        shutdown_grace: config.shutdown_grace,
+                        body_limit: crate::extract::BODY_LIMIT,
+                    },
+                    Policy {
+                        problem_types: crate::error::PROBLEM_TYPES,
+                        unlimited_paths: UNLIMITED_PATHS,
+                        timeout_advice: "a command may or may not have taken effect (retry \
+                                         with the same Idempotency-Key, or read before \
+                                         retrying)",
+                        rejected_counter: Some(crate::metrics::REQUESTS_REJECTED),
+                    },
+                ),
             }),
         }
     }
@@ -154,8 +162,8 @@ impl AppState {
         &self.inner.metrics
     }
 
-    pub(crate) fn limits(&self) -> &Limits {
-        &self.inner.limits
+    pub(crate) fn hardening(&self) -> &Hardening {
+        &self.inner.hardening
     }
 }
 

@@ -104,7 +104,7 @@ fn headers_schema() -> Value {
             },
             "traceparent": {
                 "type": "string",
-                "description": "W3C trace context of the request that caused the event, when traced."
+                "description": "W3C trace context of the relay's publish span, in the trace of the request that caused the event."
             }
         }
     })

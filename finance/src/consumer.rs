@@ -1,14 +1,15 @@
 //! The consumer: inbox queue -> rules -> journal, with manual acks after
-//! commit, broker-side retries with backoff, and dead letters.
+//! commit, broker-side retries with backoff, and dead letters. While
+//! Finance's own database is down it takes no deliveries at all (see
+//! [`run`]).
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use chrono::Utc;
 use futures::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions,
 };
 use lapin::types::{AMQPValue, FieldArray, FieldTable, ShortString};
@@ -22,6 +23,7 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::ledger::{self, Recorded};
+use crate::reconnect::{self, Backoff};
 use crate::rules::{self, RuleError};
 use crate::status::ConsumerStatus;
 use crate::topology::{self, Topology};
@@ -51,8 +53,10 @@ pub struct ConsumerSettings {
 }
 
 /// Why a message could not be booked. Every kind is retried then
-/// dead-lettered: a database outage heals by itself, a malformed payload
-/// waits in the dead-letter queue for a fix and a replay.
+/// dead-lettered (a malformed payload waits in the dead-letter queue for a
+/// fix and a replay), except a database error while the database does not
+/// answer at all: that message goes back to the inbox and the consumer
+/// stops until the database is back.
 #[derive(Debug, Error)]
 pub enum BookingError {
     #[error("the message has no message_id, so it cannot be booked idempotently")]
@@ -77,27 +81,63 @@ pub async fn book(
 }
 
 /// Consumes until the future is dropped, reconnecting with backoff when the
-/// broker goes away. Dropping it is a crash as far as the broker is
+/// broker goes away (the backoff starts again from its first delay once a
+/// connection has consumed). Dropping it is a crash as far as the broker is
 /// concerned: the connection closes and unacked deliveries are redelivered,
 /// which the inbox makes harmless.
+///
+/// When a booking fails and Finance's database does not answer, the
+/// message is requeued and the consumer closes its connection (its other
+/// unacked deliveries go back to the inbox too), waits until the database
+/// answers, and consumes again: an outage of Finance's database delays
+/// bookings but dead-letters nothing.
 pub async fn run(pool: PgPool, settings: ConsumerSettings) {
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = Backoff::default();
     loop {
-        match consume(&pool, &settings).await {
-            Ok(()) => {
+        match consume(&pool, &settings, &mut backoff).await {
+            Ok(Stopped::Cancelled) => {
                 tracing::warn!("finance consumer: the broker cancelled the consumer; reconnecting");
-                backoff = Duration::from_millis(200);
+            }
+            Ok(Stopped::DatabaseDown) => {
+                tracing::warn!(
+                    "finance consumer: the finance database does not answer; not consuming \
+                     until it does"
+                );
+                reconnect::wait_for_database(&pool).await;
+                tracing::info!("finance consumer: the finance database answers again");
+                continue;
             }
             Err(error) => {
-                tracing::warn!(%error, ?backoff, "finance consumer: broker connection lost; reconnecting");
+                tracing::warn!(%error, "finance consumer: broker connection lost; reconnecting");
             }
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(30));
+        let delay = backoff.next_delay();
+        tracing::debug!(?delay, "finance consumer: waiting before reconnecting");
+        tokio::time::sleep(delay).await;
     }
 }
 
-async fn consume(pool: &PgPool, settings: &ConsumerSettings) -> Result<(), lapin::Error> {
+/// Why [`consume`] stopped without a broker error.
+enum Stopped {
+    /// The broker ended the delivery stream (consumer cancelled).
+    Cancelled,
+    /// A booking failed and Finance's database does not answer.
+    DatabaseDown,
+}
+
+/// What became of one delivery.
+enum Handled {
+    /// Acked: booked, ignored, a duplicate, or parked for a retry.
+    Acked,
+    /// Requeued because the database does not answer.
+    Requeued,
+}
+
+async fn consume(
+    pool: &PgPool,
+    settings: &ConsumerSettings,
+    backoff: &mut Backoff,
+) -> Result<Stopped, lapin::Error> {
     let connection = topology::connect(&settings.amqp_url).await?;
     let channel = connection.create_channel().await?;
     settings.topology.declare(&channel).await?;
@@ -119,16 +159,25 @@ async fn consume(pool: &PgPool, settings: &ConsumerSettings) -> Result<(), lapin
         )
         .await?;
     let _consuming = settings.status.consuming();
+    backoff.reset();
     tracing::info!(queue = %settings.topology.queue, "finance consumer: consuming");
     while let Some(delivery) = deliveries.next().await {
         let delivery = delivery?;
         let _handling = settings.status.handling(&delivery);
         let span = consume_span(&delivery);
-        handle(pool, &publisher, &settings.topology, delivery)
+        let handled = handle(pool, &publisher, &settings.topology, delivery)
             .instrument(span)
             .await?;
+        if let Handled::Requeued = handled {
+            // Closing gives the prefetched deliveries back to the inbox at
+            // once, rather than holding them while the database is down.
+            connection
+                .close(200, "finance database unavailable")
+                .await?;
+            return Ok(Stopped::DatabaseDown);
+        }
     }
-    Ok(())
+    Ok(Stopped::Cancelled)
 }
 
 async fn handle(
@@ -136,7 +185,7 @@ async fn handle(
     publisher: &Channel,
     topology: &Topology,
     delivery: Delivery,
-) -> Result<(), lapin::Error> {
+) -> Result<Handled, lapin::Error> {
     let contract = contract_of(&delivery);
     let message_id = delivery
         .properties
@@ -154,6 +203,19 @@ async fn handle(
             tracing::debug!(?message_id, %contract, outcome, "finance: message handled");
             crate::metrics::message_handled(outcome);
         }
+        Err(error @ BookingError::Database(_)) if !reconnect::database_answers(pool).await => {
+            tracing::Span::current().record("outcome", "requeued");
+            tracing::warn!(?message_id, %contract, %error, "finance: database unavailable; message requeued");
+            crate::metrics::message_handled("requeued");
+            delivery
+                .acker
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..BasicNackOptions::default()
+                })
+                .await?;
+            return Ok(Handled::Requeued);
+        }
         Err(error) => {
             let failed = fail(publisher, topology, &delivery, &contract, &error).await?;
             tracing::Span::current().record("outcome", "failed");
@@ -166,7 +228,7 @@ async fn handle(
         }
     }
     delivery.acker.ack(BasicAckOptions::default()).await?;
-    Ok(())
+    Ok(Handled::Acked)
 }
 
 /// The span of handling one delivery: a child of the message's

@@ -14,20 +14,19 @@
 
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use http_hardening::{Hardening, HttpLimits, Policy, ProblemTypes};
 use serde::Deserialize;
 use serde_json::json;
 use sqlx::PgPool;
 use subtle::ConstantTimeEq;
-use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::dead_letters::{self, Replay};
 use crate::ledger;
-use crate::limits::{self, Guard, HttpLimits};
 use crate::status::ConsumerStatus;
 use crate::topology::{self, Topology};
 
@@ -50,9 +49,17 @@ pub struct FinanceHttp {
 pub fn router(state: FinanceHttp) -> Router {
     // Installs the recorder now: counts made before the first scrape stay.
     let metrics = crate::metrics::handle();
-    let guard = Guard::new(state.limits.clone());
-    let body_limit = state.limits.body_limit;
-    Router::new()
+    let hardening = Hardening::new(
+        state.limits.clone(),
+        Policy {
+            problem_types: ProblemTypes::AboutBlank,
+            unlimited_paths: UNLIMITED_PATHS,
+            timeout_advice: "a replay may or may not have taken effect (list the dead letters \
+                             before retrying it)",
+            rejected_counter: None,
+        },
+    );
+    let routes = Router::new()
         .route("/finance/health", get(health))
         .route("/finance/ready", get(ready))
         .route(
@@ -78,26 +85,16 @@ pub fn router(state: FinanceHttp) -> Router {
             "/finance/admin/dead-letters/{message_id}/replay",
             post(replay_one),
         )
-        .fallback(not_found)
-        .layer(CatchPanicLayer::custom(panicked))
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::from_fn_with_state(guard, limits::limit))
-        .with_state(state)
+        .fallback(not_found);
+    hardening.apply(routes).with_state(state)
 }
+
+/// Answered whatever the load: probes and scrapes must see an overloaded
+/// Finance as alive, and they are cheap.
+const UNLIMITED_PATHS: &[&str] = &["/finance/health", "/finance/ready", "/finance/metrics"];
 
 async fn not_found() -> Problem {
     Problem::new(StatusCode::NOT_FOUND, "Not found", "no such endpoint")
-}
-
-/// A panic is a bug: logged, answered with an opaque 500.
-fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    tracing::error!("finance: a request handler panicked");
-    Problem::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Internal error",
-        "an internal error occurred; it has been logged",
-    )
-    .into_response()
 }
 
 /// The process is up (liveness): nothing else is checked, so that an
@@ -158,18 +155,12 @@ impl Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let body = json!({
-            "type": "about:blank",
-            "title": self.title,
-            "status": self.status.as_u16(),
-            "detail": self.detail,
-        });
-        (
+        http_hardening::problem(
+            ProblemTypes::AboutBlank,
             self.status,
-            [(header::CONTENT_TYPE, "application/problem+json")],
-            body.to_string(),
+            self.title,
+            self.detail,
         )
-            .into_response()
     }
 }
 

@@ -5,10 +5,9 @@ pub mod consumer;
 pub mod contracts;
 pub mod dead_letters;
 pub mod ledger;
-pub mod limits;
 pub mod metrics;
+mod reconnect;
 pub mod rules;
-mod server;
 pub mod status;
 pub mod topology;
 
@@ -22,7 +21,7 @@ use thiserror::Error;
 
 pub use consumer::ConsumerSettings;
 pub use http::{router, FinanceHttp};
-pub use limits::HttpLimits;
+pub use http_hardening::HttpLimits;
 pub use status::ConsumerStatus;
 pub use topology::Topology;
 
@@ -113,14 +112,6 @@ pub async fn serve(
     state: FinanceHttp,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let header_read_timeout = state.limits.header_read_timeout;
-    let shutdown_grace = state.limits.shutdown_grace;
-    server::serve(
-        listener,
-        router(state),
-        header_read_timeout,
-        shutdown_grace,
-        shutdown,
-    )
-    .await
+    let limits = state.limits.clone();
+    http_hardening::serve(listener, router(state), &limits, shutdown).await
 }

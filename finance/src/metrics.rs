@@ -3,7 +3,8 @@
 //! Counted by the consumer: `finance_messages_total{outcome}` with
 //! `booked`, `ignored` (a contract Finance does not book), `duplicate` (a
 //! redelivery the inbox recognised), `retried` (a failed attempt sent to a
-//! retry queue) and `dead_lettered` (the last attempt failed). Read from
+//! retry queue), `dead_lettered` (the last attempt failed) and `requeued`
+//! (Finance's database did not answer: back to the inbox, consumer paused). Read from
 //! the broker at each scrape with passive declares (which never create a
 //! queue): the dead-letter queue's depth and the inbox's ready messages
 //! (the consumer's lag in messages), and whether the broker answered.

@@ -6,7 +6,7 @@
 //! handling (an error, the broker closing, the task being aborted) resets
 //! the state: nothing has to remember to clear it.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use lapin::message::Delivery;
@@ -24,6 +24,9 @@ pub struct ConsumerStatus {
 #[derive(Debug)]
 struct Inner {
     consuming: AtomicBool,
+    /// How many times consuming has started: a reconnect shows as a new
+    /// number even when the gap was too short to see `consuming` false.
+    sessions: AtomicU64,
     in_hand: AtomicBool,
     /// Unix seconds of the last delivery that carried a timestamp.
     last_timestamp: AtomicI64,
@@ -34,6 +37,7 @@ impl Default for ConsumerStatus {
         ConsumerStatus {
             inner: Arc::new(Inner {
                 consuming: AtomicBool::new(false),
+                sessions: AtomicU64::new(0),
                 in_hand: AtomicBool::new(false),
                 last_timestamp: AtomicI64::new(NONE),
             }),
@@ -48,8 +52,14 @@ impl ConsumerStatus {
         self.inner.consuming.load(Ordering::Acquire)
     }
 
+    /// How many times the consumer has started consuming (1 + reconnects).
+    pub fn sessions(&self) -> u64 {
+        self.inner.sessions.load(Ordering::Acquire)
+    }
+
     /// Marks the consumer as consuming until the guard is dropped.
     pub fn consuming(&self) -> Consuming {
+        self.inner.sessions.fetch_add(1, Ordering::AcqRel);
         self.inner.consuming.store(true, Ordering::Release);
         Consuming {
             inner: Arc::clone(&self.inner),

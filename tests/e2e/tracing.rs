@@ -137,26 +137,16 @@ async fn a_callers_trace_reaches_finance_through_events_reactors_and_the_broker(
         otel[0],
         otel[1],
     ];
+    // Finance first: its queue must be bound before the relay publishes
+    // (the relay parks what no queue takes). Ready means bound.
     let finance = Server::start_with(
         &["finance", "serve"],
         &finance_env,
-        "/finance/trial-balance",
+        "/finance/ready",
         &client,
         "traced-finance",
     )
     .await;
-    // Its queue must be bound before the relay publishes; Finance declares
-    // the dead-letter queue after binding its inbox.
-    let connection = rabbitmq_embedded::connect_amqp(broker.url())
-        .await
-        .expect("a test connection to RabbitMQ");
-    let dead_letters = queue.replace(".inbox", ".dead");
-    assert!(
-        rabbitmq_embedded::wait_for_queue(&connection, &dead_letters, PATIENCE).await,
-        "Finance never declared {dead_letters}; log: {}",
-        finance.log().display()
-    );
-    let _ = connection.close(200, "queue seen").await;
     let orderstream = Server::start_with(
         &["serve"],
         &[

@@ -17,16 +17,15 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-/// How the server treats connections.
-pub(crate) struct ConnectionLimits {
-    pub header_read_timeout: Duration,
-    pub shutdown_grace: Duration,
-}
+use crate::HttpLimits;
 
-pub(crate) async fn serve(
+/// Serves `app` on `listener` until `shutdown` resolves, then lets the
+/// requests in flight finish for at most `limits.shutdown_grace` and drops
+/// what is still open.
+pub async fn serve(
     listener: TcpListener,
     app: Router,
-    limits: ConnectionLimits,
+    limits: &HttpLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let mut http = http1::Builder::new();
