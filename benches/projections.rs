@@ -26,7 +26,8 @@
 //!   created and dropped) instead of starting a private cluster;
 //! - `BENCH_REBUILD_EVENTS`: the largest log for the rebuild (default
 //!   1,000,000); the smaller one is a tenth of it;
-//! - `BENCH_SECONDS`: seconds of order placement at each rate (default 10).
+//! - `BENCH_SECONDS`: seconds of order placement at each rate (default 10);
+//! - `BENCH_LATENCY=0`: skip the latency part (rebuild figures only).
 
 mod support;
 
@@ -145,6 +146,9 @@ fn run_parent(
         rebuilds.push(figures);
     }
 
+    if std::env::var("BENCH_LATENCY").is_ok_and(|value| value == "0") {
+        return Ok((rebuilds, Vec::new()));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
