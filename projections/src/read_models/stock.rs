@@ -193,8 +193,8 @@ fn view(sku: &str, warehouses: Vec<WarehouseLevel>, position: i64) -> StockView 
 /// Projects `inventory-*` streams into `stock_levels` and `stock_history`.
 ///
 /// A batch is folded in memory from the SKUs' current levels: one query to
-/// read them, one to insert a history row per event, one to upsert the
-/// final levels, whatever the batch's size.
+/// read them, one `COPY` of a history row per event (see `history.rs`),
+/// one to upsert the final levels, whatever the batch's size.
 ///
 /// Idempotent: each level row keeps the position of the last event applied
 /// to it, and since a SKU's events have rising positions (one stream, whose

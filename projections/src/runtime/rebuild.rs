@@ -91,6 +91,13 @@ pub(crate) async fn catch_up(
     } else {
         1
     };
+    // A fill batch needs no flush of its own: a crash before the swap
+    // throws the new tables away (the next rebuild prepares them afresh),
+    // and the swap's commit, made with the usual setting, flushes the WAL
+    // of every batch before it.
+    sqlx::query("SET synchronous_commit = off")
+        .execute(&mut *connection)
+        .await?;
     let mut others = more_connections(store, connection, partitions - 1).await?;
     let batch_len = usize::try_from(batch_size).unwrap_or(usize::MAX).max(1);
     let mut senders = Vec::with_capacity(partitions);
@@ -111,7 +118,7 @@ pub(crate) async fn catch_up(
         senders,
     ));
     let progress = Progress::new(total);
-    let connections = std::iter::once(connection).chain(others.iter_mut());
+    let connections = std::iter::once(&mut *connection).chain(others.iter_mut());
     let applied =
         futures::future::try_join_all(connections.zip(receivers).map(|(connection, batches)| {
             apply_partition(store, projection, connection, batches, &progress)
@@ -130,6 +137,9 @@ pub(crate) async fn catch_up(
         )))
     })??;
     progress.report(store, projection).await?;
+    sqlx::query("RESET synchronous_commit")
+        .execute(&mut *connection)
+        .await?;
     Ok(cursor.unwrap_or(from))
 }
 
@@ -141,7 +151,7 @@ const PARTITIONS: usize = 2;
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 
 /// Opens `count` more connections to the rebuild's tables: the same
-/// `search_path` as `connection`'s.
+/// `search_path` and `synchronous_commit` as `connection`'s.
 async fn more_connections(
     store: &EventStore,
     connection: &mut PgConnection,
@@ -150,16 +160,22 @@ async fn more_connections(
     if count == 0 {
         return Ok(Vec::new());
     }
-    let search_path: String = sqlx::query_scalar("SELECT current_setting('search_path')")
-        .fetch_one(&mut *connection)
-        .await?;
+    let (search_path, synchronous_commit): (String, String) = sqlx::query_as(
+        "SELECT current_setting('search_path'), current_setting('synchronous_commit')",
+    )
+    .fetch_one(&mut *connection)
+    .await?;
     let mut connections = Vec::with_capacity(count);
     for _ in 0..count {
         let mut other = PgConnection::connect_with(&store.pool().connect_options()).await?;
-        sqlx::query("SELECT set_config('search_path', $1, false)")
-            .bind(&search_path)
-            .execute(&mut other)
-            .await?;
+        sqlx::query(
+            "SELECT set_config('search_path', $1, false), \
+                    set_config('synchronous_commit', $2, false)",
+        )
+        .bind(&search_path)
+        .bind(&synchronous_commit)
+        .execute(&mut other)
+        .await?;
         connections.push(other);
     }
     Ok(connections)
