@@ -26,7 +26,10 @@
 //!   created and dropped) instead of starting a private cluster;
 //! - `BENCH_REBUILD_EVENTS`: the largest log for the rebuild (default
 //!   1,000,000); the smaller one is a tenth of it;
-//! - `BENCH_SECONDS`: seconds of order placement at each rate (default 10).
+//! - `BENCH_SECONDS`: seconds of order placement at each rate (default 10);
+//! - `BENCH_LATENCY=0`: skip the latency part (rebuild figures only);
+//! - `BENCH_REBUILD_BATCH`: the runtime's `rebuild_batch_size` for the
+//!   rebuild (default: the runtime's default).
 
 mod support;
 
@@ -145,6 +148,9 @@ fn run_parent(
         rebuilds.push(figures);
     }
 
+    if std::env::var("BENCH_LATENCY").is_ok_and(|value| value == "0") {
+        return Ok((rebuilds, Vec::new()));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -313,10 +319,14 @@ async fn rebuild(
     let store = EventStore::connect(url, &StoreOptions::default()).await?;
     let head = store.head().await?;
     let started = Instant::now();
+    let defaults = RuntimeOptions::default();
     let runtime = SubscriptionRuntime::start_with(
         store.clone(),
         vec![Subscriber::Projection(Arc::new(StockLevels))],
-        RuntimeOptions::default(),
+        RuntimeOptions {
+            rebuild_batch_size: env_number("BENCH_REBUILD_BATCH", defaults.rebuild_batch_size)?,
+            ..defaults
+        },
     );
     let mut last_report = Instant::now();
     while store.load_checkpoint("stock").await?.unwrap_or_default() < head {

@@ -77,6 +77,14 @@ pub trait Projection: Send + Sync + 'static {
         event: &RecordedEvent,
     ) -> Result<(), HandlerError>;
 
+    /// Whether each row this projection writes follows one stream's events
+    /// only (no row is written from two streams). A rebuild then applies
+    /// the streams over several connections at once, each stream's events
+    /// in order; otherwise it applies the category in log order.
+    fn rows_per_stream(&self) -> bool {
+        false
+    }
+
     /// Applies a batch, in order, as [`Projection::apply`] would one by one.
     /// A projection may override it to write a batch in a few statements
     /// (round trips, not the database, bound a rebuild's speed).

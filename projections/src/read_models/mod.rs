@@ -1,6 +1,7 @@
 //! Read models: tables projected from the log, and the queries that read
 //! them. Each can be rebuilt from position 0 at any time.
 
+mod binary_copy;
 pub mod current;
 pub mod orders;
 pub mod payments;

@@ -15,6 +15,10 @@ use aggregates::Aggregate;
 use super::decode;
 use crate::{HandlerError, Projection};
 
+mod history;
+
+use history::HistoryRows;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WarehouseLevel {
     pub warehouse: String,
@@ -189,8 +193,8 @@ fn view(sku: &str, warehouses: Vec<WarehouseLevel>, position: i64) -> StockView 
 /// Projects `inventory-*` streams into `stock_levels` and `stock_history`.
 ///
 /// A batch is folded in memory from the SKUs' current levels: one query to
-/// read them, one to insert a history row per event, one to upsert the
-/// final levels, whatever the batch's size.
+/// read them, one `COPY` of a history row per event (see `history.rs`),
+/// one to upsert the final levels, whatever the batch's size.
 ///
 /// Idempotent: each level row keeps the position of the last event applied
 /// to it, and since a SKU's events have rising positions (one stream, whose
@@ -217,6 +221,11 @@ impl Projection for StockLevels {
 
     fn tables(&self) -> &'static [&'static str] {
         &["stock_levels", "stock_history"]
+    }
+
+    // A SKU's rows come from its own stream.
+    fn rows_per_stream(&self) -> bool {
+        true
     }
 
     async fn apply(
@@ -272,7 +281,7 @@ impl Projection for StockLevels {
             }
             history.push(sku, event, warehouses);
         }
-        if history.skus.is_empty() {
+        if history.is_empty() {
             return Ok(());
         }
         upsert_levels(connection, &levels, &touched).await?;
@@ -354,95 +363,6 @@ async fn upsert_levels(
     .execute(&mut *connection)
     .await?;
     Ok(())
-}
-
-/// The history rows of a batch, as columns for one `unnest` insert.
-#[derive(Default)]
-struct HistoryRows {
-    skus: Vec<String>,
-    at: Vec<DateTime<Utc>>,
-    transaction_ids: Vec<i64>,
-    positions: Vec<i64>,
-    on_hand: Vec<i64>,
-    reserved: Vec<i64>,
-    available: Vec<i64>,
-    warehouses: Vec<serde_json::Value>,
-    event_types: Vec<String>,
-}
-
-impl HistoryRows {
-    /// A row with the SKU's levels after `event`.
-    fn push(
-        &mut self,
-        sku: &str,
-        event: &RecordedEvent,
-        warehouses: &BTreeMap<String, (i64, i64)>,
-    ) {
-        let levels: Vec<WarehouseLevel> = warehouses
-            .iter()
-            .map(|(warehouse, (on_hand, reserved))| WarehouseLevel {
-                warehouse: warehouse.clone(),
-                on_hand: *on_hand,
-                reserved: *reserved,
-                available: on_hand - reserved,
-            })
-            .collect();
-        let on_hand: i64 = levels.iter().map(|level| level.on_hand).sum();
-        let reserved: i64 = levels.iter().map(|level| level.reserved).sum();
-        self.skus.push(sku.to_owned());
-        self.at.push(event.recorded_at);
-        self.transaction_ids.push(event.transaction_id);
-        self.positions.push(event.position);
-        self.on_hand.push(on_hand);
-        self.reserved.push(reserved);
-        self.available.push(on_hand - reserved);
-        self.warehouses
-            .push(serde_json::to_value(levels).unwrap_or(serde_json::Value::Null));
-        self.event_types.push(event.event_type.clone());
-    }
-
-    /// Inserts the rows; a row already there (an event whose level rows
-    /// were lost, e.g. a SKU whose every warehouse row was deleted by hand)
-    /// must say the same, or the model is inconsistent and the event fails.
-    async fn insert(&self, connection: &mut PgConnection) -> Result<(), HandlerError> {
-        let differing: i64 = sqlx::query_scalar(
-            "WITH new AS ( \
-                 SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::bigint[], $4::bigint[], \
-                                      $5::bigint[], $6::bigint[], $7::bigint[], $8::jsonb[], \
-                                      $9::text[]) \
-                     AS n(sku, at, transaction_id, position, on_hand, reserved, available, \
-                          warehouses, event_type)), \
-             inserted AS ( \
-                 INSERT INTO stock_history (sku, at, transaction_id, position, on_hand, reserved, \
-                     available, warehouses, event_type) \
-                 SELECT * FROM new \
-                 ON CONFLICT (sku, at, transaction_id, position) DO NOTHING \
-                 RETURNING sku, at, transaction_id, position) \
-             SELECT count(*) FROM new \
-               JOIN stock_history h USING (sku, at, transaction_id, position) \
-              WHERE NOT EXISTS (SELECT FROM inserted i \
-                                 WHERE (i.sku, i.at, i.transaction_id, i.position) \
-                                     = (new.sku, new.at, new.transaction_id, new.position)) \
-                AND (h.on_hand, h.reserved) IS DISTINCT FROM (new.on_hand, new.reserved)",
-        )
-        .bind(&self.skus)
-        .bind(&self.at)
-        .bind(&self.transaction_ids)
-        .bind(&self.positions)
-        .bind(&self.on_hand)
-        .bind(&self.reserved)
-        .bind(&self.available)
-        .bind(&self.warehouses)
-        .bind(&self.event_types)
-        .fetch_one(&mut *connection)
-        .await?;
-        if differing > 0 {
-            return Err(HandlerError::new(format!(
-                "{differing} stock history rows already stored with other levels"
-            )));
-        }
-        Ok(())
-    }
 }
 
 /// How one event changes each warehouse: (warehouse, on hand delta,

@@ -21,7 +21,10 @@
 //! migration listed as rebuildable, so the same code runs as the owner or
 //! as the service's least-privilege role, which has no DDL rights.
 
-use std::time::Duration;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use event_store::{CheckpointLease, EventStore, FailureClass, LogCursor, RecordedEvent};
 use sqlx::{Connection, PgConnection};
@@ -62,6 +65,13 @@ pub(crate) async fn prepare(
 
 /// Applies every visible event after `from` to the new tables, one
 /// transaction per batch, reporting progress. Returns the last cursor.
+///
+/// A projection whose rows each follow one stream
+/// ([`Projection::rows_per_stream`]) is applied over [`PARTITIONS`]
+/// connections, each owning the streams that hash to it: while one
+/// connection's server process writes a batch, the other partition decodes
+/// and folds its own, and the log is read ahead by a third task. Each
+/// stream's events still reach its partition in log order.
 pub(crate) async fn catch_up(
     store: &EventStore,
     projection: &dyn Projection,
@@ -76,66 +86,220 @@ pub(crate) async fn catch_up(
     )
     .fetch_one(store.pool())
     .await?;
-    // The next batch is read while this one is applied: at most three
-    // batches are in memory at once.
-    let (sender, mut batches) = tokio::sync::mpsc::channel(1);
+    let partitions = if projection.rows_per_stream() {
+        PARTITIONS
+    } else {
+        1
+    };
+    // A fill batch needs no flush of its own: a crash before the swap
+    // throws the new tables away (the next rebuild prepares them afresh),
+    // and the swap's commit, made with the usual setting, flushes the WAL
+    // of every batch before it.
+    sqlx::query("SET synchronous_commit = off")
+        .execute(&mut *connection)
+        .await?;
+    let mut others = more_connections(store, connection, partitions - 1).await?;
+    let batch_len = usize::try_from(batch_size).unwrap_or(usize::MAX).max(1);
+    let mut senders = Vec::with_capacity(partitions);
+    let mut receivers = Vec::with_capacity(partitions);
+    for _ in 0..partitions {
+        // Per partition at most three batches are in memory: one being
+        // filled, one waiting, one being applied.
+        let (sender, receiver) = tokio::sync::mpsc::channel(1);
+        senders.push(sender);
+        receivers.push(receiver);
+    }
     let reader = tokio::spawn(read_ahead(
         store.clone(),
         projection.category().to_owned(),
         from,
         batch_size,
-        sender,
+        batch_len,
+        senders,
     ));
-    let mut done = 0_i64;
-    let mut cursor = from;
+    let progress = Progress::new(total);
+    let connections = std::iter::once(&mut *connection).chain(others.iter_mut());
+    let applied =
+        futures::future::try_join_all(connections.zip(receivers).map(|(connection, batches)| {
+            apply_partition(store, projection, connection, batches, &progress)
+        }))
+        .await;
+    for other in others {
+        let _ = other.close().await;
+    }
+    if let Err(error) = applied {
+        reader.abort();
+        return Err(error);
+    }
+    let cursor = reader.await.map_err(|error| {
+        RuntimeError::Rebuild(crate::HandlerError::new(format!(
+            "the rebuild's log reader stopped: {error}"
+        )))
+    })??;
+    progress.report(store, projection).await?;
+    sqlx::query("RESET synchronous_commit")
+        .execute(&mut *connection)
+        .await?;
+    Ok(cursor.unwrap_or(from))
+}
+
+/// How many connections apply a rebuild whose rows follow streams. Two
+/// cores are what this was measured on (see `benches/README.md`).
+const PARTITIONS: usize = 2;
+
+/// How often the progress is written, at most.
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+
+/// Opens `count` more connections to the rebuild's tables: the same
+/// `search_path` and `synchronous_commit` as `connection`'s.
+async fn more_connections(
+    store: &EventStore,
+    connection: &mut PgConnection,
+    count: usize,
+) -> Result<Vec<PgConnection>, RuntimeError> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let (search_path, synchronous_commit): (String, String) = sqlx::query_as(
+        "SELECT current_setting('search_path'), current_setting('synchronous_commit')",
+    )
+    .fetch_one(&mut *connection)
+    .await?;
+    let mut connections = Vec::with_capacity(count);
+    for _ in 0..count {
+        let mut other = PgConnection::connect_with(&store.pool().connect_options()).await?;
+        sqlx::query(
+            "SELECT set_config('search_path', $1, false), \
+                    set_config('synchronous_commit', $2, false)",
+        )
+        .bind(&search_path)
+        .bind(&synchronous_commit)
+        .execute(&mut other)
+        .await?;
+        connections.push(other);
+    }
+    Ok(connections)
+}
+
+/// Applies one partition's batches, one transaction each.
+async fn apply_partition(
+    store: &EventStore,
+    projection: &dyn Projection,
+    connection: &mut PgConnection,
+    mut batches: tokio::sync::mpsc::Receiver<Vec<RecordedEvent>>,
+    progress: &Progress,
+) -> Result<(), RuntimeError> {
     while let Some(batch) = batches.recv().await {
-        let batch: Vec<RecordedEvent> = batch?;
-        let Some(last) = batch.last() else {
-            break;
-        };
-        cursor = last.cursor();
         let mut transaction = connection.begin().await?;
         apply(projection, &mut transaction, &batch).await?;
         transaction.commit().await?;
-        done += batch.len() as i64;
+        progress.add(batch.len());
+        if progress.due() {
+            progress.report(store, projection).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Events applied so far, and when that was last written.
+struct Progress {
+    total: i64,
+    done: AtomicI64,
+    reported: Mutex<Instant>,
+}
+
+impl Progress {
+    fn new(total: i64) -> Self {
+        Progress {
+            total,
+            done: AtomicI64::new(0),
+            reported: Mutex::new(Instant::now()),
+        }
+    }
+
+    fn add(&self, events: usize) {
+        self.done
+            .fetch_add(i64::try_from(events).unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
+
+    /// Whether it is time to write the progress again (and if so, it
+    /// counts as written).
+    fn due(&self) -> bool {
+        let Ok(mut reported) = self.reported.lock() else {
+            return false;
+        };
+        if reported.elapsed() < PROGRESS_EVERY {
+            return false;
+        }
+        *reported = Instant::now();
+        true
+    }
+
+    async fn report(
+        &self,
+        store: &EventStore,
+        projection: &dyn Projection,
+    ) -> Result<(), RuntimeError> {
+        let done = self.done.load(Ordering::Relaxed);
         report_rebuild_progress(
             store.pool(),
             projection.name(),
-            Some((done, total.max(done))),
+            Some((done, self.total.max(done))),
         )
         .await?;
+        Ok(())
     }
-    reader.abort();
-    Ok(cursor)
 }
 
-/// Sends the category's batches after `from` until the log's visible end
-/// (or the receiver is gone); a read error is sent, then it stops.
+/// Reads the category's events after `from` until the log's visible end
+/// (or until no partition listens), and sends each partition its streams'
+/// events in batches of `batch_len`. Returns the last event's cursor.
 async fn read_ahead(
     store: EventStore,
     category: String,
     from: LogCursor,
-    batch_size: i64,
-    batches: tokio::sync::mpsc::Sender<Result<Vec<RecordedEvent>, RuntimeError>>,
-) {
+    page_size: i64,
+    batch_len: usize,
+    partitions: Vec<tokio::sync::mpsc::Sender<Vec<RecordedEvent>>>,
+) -> Result<Option<LogCursor>, RuntimeError> {
     let mut cursor = from;
+    let mut last = None;
+    let mut filling: Vec<Vec<RecordedEvent>> = partitions.iter().map(|_| Vec::new()).collect();
     loop {
-        let batch = store
-            .read_category(&category, cursor, batch_size)
-            .await
-            .map_err(RuntimeError::from);
-        let next = match &batch {
-            Ok(batch) => batch.last().map(RecordedEvent::cursor),
-            Err(_) => None,
+        let page = store.read_category(&category, cursor, page_size).await?;
+        let Some(end) = page.last().map(RecordedEvent::cursor) else {
+            break;
         };
-        if batches.send(batch).await.is_err() {
-            return;
-        }
-        match next {
-            Some(last) => cursor = last,
-            None => return,
+        cursor = end;
+        last = Some(end);
+        for event in page {
+            let partition = partition_of(&event.stream_id, partitions.len());
+            filling[partition].push(event);
+            if filling[partition].len() >= batch_len {
+                let batch = std::mem::take(&mut filling[partition]);
+                if partitions[partition].send(batch).await.is_err() {
+                    return Ok(last);
+                }
+            }
         }
     }
+    for (batch, partition) in filling.into_iter().zip(&partitions) {
+        if !batch.is_empty() && partition.send(batch).await.is_err() {
+            break;
+        }
+    }
+    Ok(last)
+}
+
+/// The partition of a stream: a hash of its id, the same on every call.
+fn partition_of(stream_id: &str, partitions: usize) -> usize {
+    if partitions <= 1 {
+        return 0;
+    }
+    let mut hasher = std::hash::DefaultHasher::new();
+    stream_id.hash(&mut hasher);
+    // The remainder is below `partitions`, a usize.
+    usize::try_from(hasher.finish() % partitions as u64).unwrap_or(0)
 }
 
 async fn apply(

@@ -1,6 +1,7 @@
 //! The subscription runtime, read models and choreography against a real
 //! PostgreSQL: each test gets a fresh database.
 
+mod batches;
 mod choreography;
 mod contention;
 mod failures;
