@@ -25,7 +25,9 @@
 //! ```
 //!
 //! Environment: `BENCH_RATE` (orders/s, default 100), `BENCH_SECONDS`
-//! (default 20), `DATABASE_URL` (another server instead of the private
+//! (default 20), `BENCH_SKUS` (default 20: each SKU's inventory stream
+//! takes every 20th order's reservation and commit), `BENCH_RELAY_STREAMS` (the relay's streams in flight,
+//! default `RelayConfig`'s; 8 is how it ran before), `DATABASE_URL` (another server instead of the private
 //! cluster; without `track_commit_timestamp` the ends are the rows'
 //! `recorded_at`, which are taken before the commit).
 
@@ -61,7 +63,6 @@ use uuid::Uuid;
 
 use support::{env_number, with_database, BenchResult};
 
-const SKUS: usize = 20;
 const WARM_UP_ORDERS: usize = 20;
 const PATIENCE: Duration = Duration::from_secs(120);
 
@@ -158,9 +159,10 @@ async fn run(orders_url: &str, finance_url: &str, rate: u64, seconds: u64) -> Be
 
     let store = EventStore::connect(orders_url, &StoreOptions::default()).await?;
     let executor = CommandExecutor::new(store.clone(), ExecutorOptions::default());
-    for sku in 0..SKUS {
+    let skus: usize = env_number("BENCH_SKUS", 20)?;
+    for sku in 0..skus {
         let receive = InventoryCommand::Receive {
-            sku: Sku::parse(&format!("BENCH-{sku}"))?,
+            sku: Sku::parse(format!("BENCH-{sku}"))?,
             warehouse: Warehouse::parse("main")?,
             quantity: 10_000_000,
         };
@@ -176,7 +178,13 @@ async fn run(orders_url: &str, finance_url: &str, rate: u64, seconds: u64) -> Be
     let mut subscribers = standard_subscribers(&executor, &options);
     subscribers.push(IntegrationRelay::subscriber(
         store.clone(),
-        RelayConfig::new(amqp_url.clone(), exchange.clone()),
+        RelayConfig {
+            streams_in_flight: env_number(
+                "BENCH_RELAY_STREAMS",
+                RelayConfig::DEFAULT_STREAMS_IN_FLIGHT,
+            )?,
+            ..RelayConfig::new(amqp_url.clone(), exchange.clone())
+        },
     ));
     let subscriptions = SubscriptionRuntime::start_with(store.clone(), subscribers, options);
     let finance_pool = PgPoolOptions::new()
@@ -189,7 +197,7 @@ async fn run(orders_url: &str, finance_url: &str, rate: u64, seconds: u64) -> Be
         commit_rate(&finance_pool).await?
     );
     // Warm-up: connections opened, caches filled, nothing measured.
-    let warm_up = place_open_loop(&executor, 50, WARM_UP_ORDERS).await;
+    let warm_up = place_open_loop(&executor, skus, 50, WARM_UP_ORDERS).await;
     wait_until_booked(&finance_pool, warm_up.len()).await?;
 
     let total = usize::try_from(rate * seconds)?;
@@ -204,7 +212,7 @@ async fn run(orders_url: &str, finance_url: &str, rate: u64, seconds: u64) -> Be
     let sampling_lag = tokio::spawn(sample_relay_lag(store.clone(), relay_lag.clone()));
     let started = Instant::now();
     let measured_from = Utc::now();
-    let placed = place_open_loop(&executor, rate, total).await;
+    let placed = place_open_loop(&executor, skus, rate, total).await;
     let placing = started.elapsed();
     wait_until_booked(&finance_pool, warm_up.len() + placed.len()).await?;
     let drained = started.elapsed();
@@ -284,7 +292,12 @@ fn context() -> CommandContext {
 
 /// `total` orders at `rate` per second, each placed when its time comes
 /// whether or not earlier ones are done; the ids of those accepted.
-async fn place_open_loop(executor: &CommandExecutor, rate: u64, total: usize) -> Vec<Uuid> {
+async fn place_open_loop(
+    executor: &CommandExecutor,
+    skus: usize,
+    rate: u64,
+    total: usize,
+) -> Vec<Uuid> {
     let every = Duration::from_secs_f64(1.0 / rate as f64);
     let start = tokio::time::Instant::now();
     let mut placing = Vec::with_capacity(total);
@@ -298,7 +311,7 @@ async fn place_open_loop(executor: &CommandExecutor, rate: u64, total: usize) ->
                 customer_id: format!("customer-{}", index % 97),
                 currency: Currency::Usd,
                 lines: vec![OrderLine {
-                    sku: Sku::parse(&format!("BENCH-{}", index % SKUS)).ok()?,
+                    sku: Sku::parse(format!("BENCH-{}", index % skus.max(1))).ok()?,
                     quantity: 1,
                     unit_price: rust_decimal::Decimal::new(1990, 2),
                 }],
