@@ -25,7 +25,8 @@
 //! ```
 //!
 //! Environment: `BENCH_RATE` (orders/s, default 100), `BENCH_SECONDS`
-//! (default 20), `BENCH_SKUS` (default 20: each SKU's inventory stream
+//! (default 20), `BENCH_FINANCE=off` (no Finance: the bench's queue
+//! takes every contract, and only the relay's share is measured), `BENCH_SKUS` (default 20: each SKU's inventory stream
 //! takes every 20th order's reservation and commit), `BENCH_RELAY_STREAMS` (the relay's streams in flight,
 //! default `RelayConfig`'s; 8 is how it ran before), `DATABASE_URL` (another server instead of the private
 //! cluster; without `track_commit_timestamp` the ends are the rows'
@@ -64,6 +65,7 @@ use uuid::Uuid;
 use support::{env_number, with_database, BenchResult};
 
 const WARM_UP_ORDERS: usize = 20;
+const SHIPPED: &str = "order.shipped.v1";
 const PATIENCE: Duration = Duration::from_secs(120);
 
 /// When each order's `order.shipped.v1` reached the bench's consumer.
@@ -134,28 +136,38 @@ async fn run(orders_url: &str, finance_url: &str, rate: u64, seconds: u64) -> Be
         ..Topology::default()
     };
 
+    // `BENCH_FINANCE=off`: the relay's share alone, without Finance's load
+    // on the machine and its backlog on the broker.
+    let with_finance = std::env::var("BENCH_FINANCE").as_deref() != Ok("off");
     // Finance first: its queue must be bound before the relay publishes.
     let (stop_finance, finance_stopped) = tokio::sync::oneshot::channel::<()>();
-    let finance = tokio::spawn(finance::run(
-        FinanceConfig {
-            database_url: finance_url.to_owned(),
-            amqp_url: amqp_url.clone(),
-            topology: topology.clone(),
-            prefetch: 16,
-            listen: "127.0.0.1:0".parse()?,
-            admin_token: None,
-        },
-        async move {
-            let _ = finance_stopped.await;
-        },
-    ));
+    let listen = "127.0.0.1:0".parse()?;
+    let finance = with_finance.then(|| {
+        tokio::spawn(finance::run(
+            FinanceConfig {
+                database_url: finance_url.to_owned(),
+                amqp_url: amqp_url.clone(),
+                topology: topology.clone(),
+                prefetch: 16,
+                listen,
+                admin_token: None,
+            },
+            async move {
+                let _ = finance_stopped.await;
+            },
+        ))
+    });
     let connection = rabbitmq_embedded::connect_amqp(&amqp_url).await?;
-    if !rabbitmq_embedded::wait_for_queue(&connection, &topology.dead_letter_queue, PATIENCE).await
+    if with_finance
+        && !rabbitmq_embedded::wait_for_queue(&connection, &topology.dead_letter_queue, PATIENCE)
+            .await
     {
         return Err("Finance never declared its queues".into());
     }
     let channel = connection.create_channel().await?;
-    let deliveries = watch_shipments(&channel, &exchange).await?;
+    // Without Finance the bench's queue takes every contract (`mandatory`).
+    let binding = if with_finance { SHIPPED } else { "#" };
+    let deliveries = watch_shipments(&channel, &exchange, binding).await?;
 
     let store = EventStore::connect(orders_url, &StoreOptions::default()).await?;
     let executor = CommandExecutor::new(store.clone(), ExecutorOptions::default());
@@ -192,31 +204,49 @@ async fn run(orders_url: &str, finance_url: &str, rate: u64, seconds: u64) -> Be
         .connect(finance_url)
         .await?;
 
-    println!(
-        "one connection's durable commits on this server: {:.0}/s (Finance commits once per message)",
-        commit_rate(&finance_pool).await?
-    );
+    if with_finance {
+        println!(
+            "one connection's durable commits on this server: {:.0}/s (Finance commits once per message)",
+            commit_rate(&finance_pool).await?
+        );
+    }
+    let wait_until_done = |orders: usize| {
+        let (finance_pool, deliveries) = (finance_pool.clone(), deliveries.clone());
+        async move {
+            if with_finance {
+                wait_until_booked(&finance_pool, orders).await
+            } else {
+                wait_until_delivered(&deliveries, orders).await
+            }
+        }
+    };
     // Warm-up: connections opened, caches filled, nothing measured.
     let warm_up = place_open_loop(&executor, skus, 50, WARM_UP_ORDERS).await;
-    wait_until_booked(&finance_pool, warm_up.len()).await?;
+    wait_until_done(warm_up.len()).await?;
 
     let total = usize::try_from(rate * seconds)?;
     println!("open loop: {rate} orders/s for {seconds} s ({total} orders)");
     let backlog = Arc::new(AtomicU32::new(0));
-    let sampling = tokio::spawn(sample_backlog(
-        connection.create_channel().await?,
-        topology.queue.clone(),
-        backlog.clone(),
-    ));
+    let sampling = if with_finance {
+        Some(tokio::spawn(sample_backlog(
+            connection.create_channel().await?,
+            topology.queue.clone(),
+            backlog.clone(),
+        )))
+    } else {
+        None
+    };
     let relay_lag = Arc::new(AtomicI64::new(0));
     let sampling_lag = tokio::spawn(sample_relay_lag(store.clone(), relay_lag.clone()));
     let started = Instant::now();
     let measured_from = Utc::now();
     let placed = place_open_loop(&executor, skus, rate, total).await;
     let placing = started.elapsed();
-    wait_until_booked(&finance_pool, warm_up.len() + placed.len()).await?;
+    wait_until_done(warm_up.len() + placed.len()).await?;
     let drained = started.elapsed();
-    sampling.abort();
+    if let Some(sampling) = sampling {
+        sampling.abort();
+    }
     sampling_lag.abort();
     let max_backlog = backlog.load(Ordering::Relaxed);
     println!(
@@ -234,20 +264,23 @@ async fn run(orders_url: &str, finance_url: &str, rate: u64, seconds: u64) -> Be
         "SELECT order_id::uuid, {ts} FROM journal_entries WHERE contract = 'order.shipped.v1'",
     )
     .await?;
+    let booked = with_finance.then_some(&booked);
     // What Finance got through: every message it handled (booked or
     // ignored) from the first to the last of the measured load.
-    let (handled, span): (i64, f64) = sqlx::query_as(
+    if with_finance {
+        let (handled, span): (i64, f64) = sqlx::query_as(
         "SELECT count(*), coalesce(extract(epoch FROM max(processed_at) - min(processed_at))::float8, 0) \
            FROM inbox WHERE processed_at >= $1",
     )
     .bind(measured_from)
     .fetch_one(&finance_pool)
     .await?;
-    println!(
-        "Finance handled {handled} messages ({:.1} per order) at {:.0} messages/s",
-        handled as f64 / placed.len().max(1) as f64,
-        handled as f64 / span.max(0.001)
-    );
+        println!(
+            "Finance handled {handled} messages ({:.1} per order) at {:.0} messages/s",
+            handled as f64 / placed.len().max(1) as f64,
+            handled as f64 / span.max(0.001)
+        );
+    }
     let delivered = deliveries
         .lock()
         .map_err(|_| "the consumer panicked")?
@@ -255,7 +288,7 @@ async fn run(orders_url: &str, finance_url: &str, rate: u64, seconds: u64) -> Be
     report(
         &placed,
         &shipped,
-        &booked,
+        booked,
         &delivered,
         placing,
         drained,
@@ -264,7 +297,9 @@ async fn run(orders_url: &str, finance_url: &str, rate: u64, seconds: u64) -> Be
 
     subscriptions.shutdown().await;
     let _ = stop_finance.send(());
-    let _ = finance.await;
+    if let Some(finance) = finance {
+        let _ = finance.await;
+    }
     for queue in [&topology.queue, &topology.dead_letter_queue]
         .into_iter()
         .cloned()
@@ -333,9 +368,13 @@ async fn place_open_loop(
     placed
 }
 
-/// A queue of the bench's own beside Finance's, bound to
-/// `order.shipped.v1`: when each order's message left the broker.
-async fn watch_shipments(channel: &Channel, exchange: &str) -> BenchResult<Deliveries> {
+/// A queue of the bench's own beside Finance's, bound with `binding`:
+/// when each order's `order.shipped.v1` left the broker.
+async fn watch_shipments(
+    channel: &Channel,
+    exchange: &str,
+    binding: &str,
+) -> BenchResult<Deliveries> {
     channel
         .exchange_declare(
             exchange,
@@ -362,7 +401,7 @@ async fn watch_shipments(channel: &Channel, exchange: &str) -> BenchResult<Deliv
         .queue_bind(
             &queue,
             exchange,
-            "order.shipped.v1",
+            binding,
             QueueBindOptions::default(),
             FieldTable::default(),
         )
@@ -380,10 +419,11 @@ async fn watch_shipments(channel: &Channel, exchange: &str) -> BenchResult<Deliv
     tokio::spawn(async move {
         while let Some(Ok(delivery)) = consumer.next().await {
             let at = Utc::now();
+            let shipped = delivery.routing_key.as_str() == SHIPPED;
             let order_id = serde_json::from_slice::<serde_json::Value>(&delivery.data)
                 .ok()
                 .and_then(|body| body["order_id"].as_str().and_then(|id| id.parse().ok()));
-            if let (Some(order_id), Ok(mut sink)) = (order_id, sink.lock()) {
+            if let (true, Some(order_id), Ok(mut sink)) = (shipped, order_id, sink.lock()) {
                 sink.entry(order_id).or_insert(at);
             }
             let _ = delivery.ack(BasicAckOptions::default()).await;
@@ -445,6 +485,23 @@ async fn commit_rate(pool: &PgPool) -> BenchResult<f64> {
     Ok(rate)
 }
 
+async fn wait_until_delivered(deliveries: &Deliveries, orders: usize) -> BenchResult<()> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let delivered = deliveries
+            .lock()
+            .map_err(|_| "the consumer panicked")?
+            .len();
+        if delivered >= orders {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("only {delivered} of {orders} shipments delivered").into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn wait_until_booked(finance: &PgPool, orders: usize) -> BenchResult<()> {
     let deadline = Instant::now() + PATIENCE;
     loop {
@@ -494,7 +551,7 @@ fn millis(histogram: &Histogram<u64>, quantile: f64) -> f64 {
 fn report(
     placed: &[Uuid],
     shipped: &HashMap<Uuid, DateTime<Utc>>,
-    booked: &HashMap<Uuid, DateTime<Utc>>,
+    booked: Option<&HashMap<Uuid, DateTime<Utc>>>,
     delivered: &HashMap<Uuid, DateTime<Utc>>,
     placing: Duration,
     drained: Duration,
@@ -505,31 +562,34 @@ fn report(
     };
     let (mut total, mut relay, mut finance) = (histogram(), histogram(), histogram());
     for order_id in placed {
-        let (Some(shipped), Some(booked)) = (shipped.get(order_id), booked.get(order_id)) else {
-            return Err(format!("order {order_id} was not shipped and booked").into());
+        let (Some(shipped), Some(delivered)) = (shipped.get(order_id), delivered.get(order_id))
+        else {
+            return Err(format!("order {order_id} was not shipped and delivered").into());
         };
-        total.record(micros(*shipped, *booked))?;
-        if let Some(delivered) = delivered.get(order_id) {
-            relay.record(micros(*shipped, *delivered))?;
+        relay.record(micros(*shipped, *delivered))?;
+        if let Some(booked) = booked {
+            let booked = booked
+                .get(order_id)
+                .ok_or_else(|| format!("order {order_id} was not booked"))?;
+            total.record(micros(*shipped, *booked))?;
             finance.record(micros(*delivered, *booked))?;
         }
     }
     println!(
-        "placed {} orders in {placing:.2?}; the last booked {:.2?} after the first was placed",
+        "placed {} orders in {placing:.2?}; the last done {:.2?} after the first was placed",
         placed.len(),
         drained
     );
-    println!(
-        "largest Finance inbox backlog sampled: {} messages",
-        max_backlog
-    );
+    if booked.is_some() {
+        println!("largest Finance inbox backlog sampled: {max_backlog} messages");
+    }
     for (what, histogram) in [
-        ("OrderShipped committed -> journal entry committed", &total),
         (
-            "  relay: OrderShipped committed -> order.shipped.v1 delivered",
+            "relay: OrderShipped committed -> order.shipped.v1 delivered",
             &relay,
         ),
-        ("  Finance: delivered -> journal entry committed", &finance),
+        ("OrderShipped committed -> journal entry committed", &total),
+        ("Finance: delivered -> journal entry committed", &finance),
     ] {
         println!(
             "{what}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} orders)",
@@ -538,6 +598,9 @@ fn report(
             histogram.max() as f64 / 1000.0,
             histogram.len()
         );
+        if booked.is_none() {
+            break;
+        }
     }
     Ok(())
 }
