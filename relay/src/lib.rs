@@ -228,8 +228,8 @@ impl Reactor for IntegrationRelay {
     /// a failed one may already sit in a queue, but it is the same source
     /// event (same log position), republished with the same id by the
     /// retry. For a returned message not even that is visible: it was
-    /// returned because no queue is bound for it, so no queue holds a
-    /// sibling ahead of it.
+    /// returned because no queue is bound for it, so a queue that took a
+    /// sibling never sees it (until its bindings change).
     async fn react(&self, event: &RecordedEvent) -> Result<(), HandlerError> {
         let messages = self.messages(event).await?;
         self.publisher
