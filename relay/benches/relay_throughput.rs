@@ -273,12 +273,16 @@ async fn run_relay(store: &EventStore, config: RelayConfig, head: LogCursor) -> 
         },
     );
     let deadline = started + Duration::from_secs(600);
+    let mut first_checkpoint = None;
     loop {
         let checkpoint = store
             .load_checkpoint(relay::NAME)
             .await
             .expect("checkpoint")
             .unwrap_or_default();
+        if checkpoint > LogCursor::default() && first_checkpoint.is_none() {
+            first_checkpoint = Some(started.elapsed());
+        }
         if checkpoint >= head {
             break;
         }
@@ -287,6 +291,9 @@ async fn run_relay(store: &EventStore, config: RelayConfig, head: LogCursor) -> 
     }
     let elapsed = started.elapsed();
     runtime.shutdown().await;
+    if let Some(first) = first_checkpoint {
+        println!("  (relay: its first checkpoint after {first:.2?})");
+    }
     elapsed
 }
 
