@@ -125,4 +125,13 @@ pub trait Reactor: Send + Sync + 'static {
     ) -> Option<Result<commands::DecisionBatch, HandlerError>> {
         None
     }
+
+    /// Streams of a batch handled at once, `None` for
+    /// `RuntimeOptions::reactor_concurrency`. A reactor whose effect waits
+    /// on something other than the database (the relay waits on broker
+    /// confirms) can take far more streams in flight than one that issues
+    /// commands, whose appends contend for the same rows and connections.
+    fn concurrency(&self) -> Option<usize> {
+        None
+    }
 }

@@ -10,8 +10,14 @@
 //!   every event of it was handled, so the checkpoint never passes an
 //!   unconfirmed message; a crash before the checkpoint republishes with the
 //!   same `message_id` (at-least-once, duplicates only as redeliveries).
-//! - Events of one stream are handled one after another (the runtime's rule
-//!   for reactors), each publish awaited before the next: per-stream order.
+//! - Per-stream order: the runtime hands a stream's events over one after
+//!   another, and `react` returns only when every message of the event was
+//!   confirmed; so no message of a stream's event n+1 is published before
+//!   all of event n's are confirmed, and a failed event (retried, then
+//!   parked) holds back the rest of its stream. Throughput comes from
+//!   elsewhere: many streams in flight at once ([`Reactor::concurrency`],
+//!   [`RelayConfig::streams_in_flight`]), and an event's messages published
+//!   back to back with their confirms awaited together.
 //! - `mandatory`: a message no queue is bound for comes back (returned) and
 //!   counts as a failure of the handler, like a nack: retried with backoff,
 //!   then parked with the events of its stream behind it.
@@ -26,6 +32,8 @@ mod publisher;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 use aggregates::inventory::Inventory;
 use aggregates::Aggregate;
@@ -58,10 +66,17 @@ pub struct RelayConfig {
     /// How long the broker may take to confirm a publish before the
     /// connection is taken for broken.
     pub confirm_timeout: Duration,
+    /// Streams whose events are being published at once, each awaiting its
+    /// confirms: the confirms in flight that hide the broker's round trip
+    /// (and its disk, for durable queues).
+    pub streams_in_flight: usize,
 }
 
 impl RelayConfig {
     pub const DEFAULT_EXCHANGE: &'static str = "orderstream.events";
+    /// At least the runtime's batch (500 events): a batch of events from
+    /// distinct streams is in flight all at once.
+    pub const DEFAULT_STREAMS_IN_FLIGHT: usize = 512;
 
     /// The settings for `url`, refused at start-up when it is not an
     /// AMQP URL (the relay would otherwise retry it forever as an outage).
@@ -80,12 +95,18 @@ impl RelayConfig {
             exchange: exchange.into(),
             connect_timeout: Duration::from_secs(5),
             confirm_timeout: Duration::from_secs(15),
+            streams_in_flight: Self::DEFAULT_STREAMS_IN_FLIGHT,
         }
     }
 }
 
 /// Inventory streams whose stock the relay keeps between events.
 const KEPT_STOCKS: usize = 4096;
+
+/// Streams read back at once to map an event. The relay has hundreds of
+/// streams in flight, but the pool is shared with the whole runtime: this
+/// keeps its reads to what a reactor of the default concurrency would use.
+const HISTORY_READS: usize = 8;
 
 /// Why the relay's settings are refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -106,16 +127,20 @@ pub struct IntegrationRelay {
     /// in order, so the next one maps without reading the stream again (a
     /// busy SKU's stream is long).
     stocks: Mutex<LruCache<String, (i64, Inventory)>>,
+    history_reads: Semaphore,
+    streams_in_flight: usize,
 }
 
 impl IntegrationRelay {
     pub fn new(store: EventStore, config: RelayConfig) -> Self {
         IntegrationRelay {
             store,
+            streams_in_flight: config.streams_in_flight.max(1),
             publisher: Publisher::new(config),
             stocks: Mutex::new(LruCache::new(
                 NonZeroUsize::new(KEPT_STOCKS).unwrap_or(NonZeroUsize::MIN),
             )),
+            history_reads: Semaphore::new(HISTORY_READS),
         }
     }
 
@@ -156,6 +181,9 @@ impl IntegrationRelay {
 
     /// The events of `event`'s stream before it, oldest first.
     async fn earlier(&self, event: &RecordedEvent) -> Result<Vec<RecordedEvent>, HandlerError> {
+        // Never closed, so an error cannot happen; reading without a permit
+        // would still be correct.
+        let _permit = self.history_reads.acquire().await.ok();
         let mut earlier = Vec::new();
         let mut next = 1;
         while next < event.stream_version {
@@ -182,15 +210,32 @@ impl Reactor for IntegrationRelay {
         NAME
     }
 
+    fn concurrency(&self) -> Option<usize> {
+        Some(self.streams_in_flight)
+    }
+
+    /// Returns only once the broker confirmed every message of `event`.
+    ///
+    /// Why this keeps each stream's order, failures included: the runtime
+    /// awaits this before it hands over the stream's next event, so that
+    /// event's messages are published only after all of this one's were
+    /// confirmed. If one of them is returned, nacked or not confirmed, this
+    /// fails as a whole: the runtime retries the event (every message
+    /// again, with the same message ids) and at last parks it, and parks
+    /// the stream's later events behind it untried; none of them is
+    /// published or checkpointed until the operator replays. The messages
+    /// of this one event are in flight together (`publish_all`); one after
+    /// a failed one may already sit in a queue, but it is the same source
+    /// event (same log position), republished with the same id by the
+    /// retry. For a returned message not even that is visible: it was
+    /// returned because no queue is bound for it, so a queue that took a
+    /// sibling never sees it (until its bindings change).
     async fn react(&self, event: &RecordedEvent) -> Result<(), HandlerError> {
         let messages = self.messages(event).await?;
-        for message in &messages {
-            self.publisher
-                .publish(event, message)
-                .await
-                .map_err(PublishError::into_handler_error)?;
-        }
-        Ok(())
+        self.publisher
+            .publish_all(event, &messages)
+            .await
+            .map_err(PublishError::into_handler_error)
     }
 }
 

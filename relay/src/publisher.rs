@@ -25,7 +25,7 @@ pub const RELAY_PUBLISHES: &str = "orderstream_relay_publishes_total";
 pub const RELAY_CONNECTIONS: &str = "orderstream_relay_connections_total";
 
 /// Why a message was not confirmed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum PublishError {
     #[error("the broker cannot be reached: {0}")]
     Unavailable(String),
@@ -76,57 +76,116 @@ impl Publisher {
         event: &RecordedEvent,
         message: &IntegrationEvent,
     ) -> Result<(), PublishError> {
-        let span = publish_span(&self.config.exchange, message);
-        let traceparent = message_traceparent(&span, event);
-        let (channel, generation) = self.channel().instrument(span.clone()).await?;
-        let outcome = tokio::time::timeout(self.config.confirm_timeout, async {
-            channel
-                .basic_publish(
-                    &self.config.exchange,
-                    message.name,
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..BasicPublishOptions::default()
-                    },
-                    &message.body(),
-                    properties(event, message, traceparent.as_ref()),
-                )
-                .await?
-                .await
+        self.publish_all(event, std::slice::from_ref(message)).await
+    }
+
+    /// Publishes the messages of one source event back to back on one
+    /// channel, then awaits their confirms in publish order; the first
+    /// message not confirmed (returned, nacked, or no confirm in time) is
+    /// the error. Every message's outcome is counted.
+    ///
+    /// All of them are in flight at once, so an event of several messages
+    /// costs one confirm round trip, not one per message. Order: they go
+    /// out in order on one channel (AMQP keeps a channel's order into each
+    /// queue), and the caller treats any failure as a failure of the whole
+    /// event, which is retried (all its messages again, same ids) and then
+    /// parked with its stream's later events behind it (see `lib.rs`).
+    pub async fn publish_all(
+        &self,
+        event: &RecordedEvent,
+        messages: &[IntegrationEvent],
+    ) -> Result<(), PublishError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let (channel, generation) = self.channel().await?;
+        let timeout = self.config.confirm_timeout;
+        let outcomes = match tokio::time::timeout(timeout, async {
+            let mut confirms = Vec::with_capacity(messages.len());
+            for message in messages {
+                // One publish span per message; its context travels in the
+                // message's `traceparent`, so Finance's consume span is
+                // its child.
+                let span = publish_span(&self.config.exchange, message);
+                let traceparent = message_traceparent(&span, event);
+                let confirm = channel
+                    .basic_publish(
+                        &self.config.exchange,
+                        message.name,
+                        BasicPublishOptions {
+                            mandatory: true,
+                            ..BasicPublishOptions::default()
+                        },
+                        &message.body(),
+                        properties(event, message, traceparent.as_ref()),
+                    )
+                    .instrument(span.clone())
+                    .await?;
+                confirms.push((confirm, span));
+            }
+            let mut outcomes = Vec::with_capacity(confirms.len());
+            for (message, (confirm, span)) in messages.iter().zip(confirms) {
+                outcomes.push(self.outcome(message, confirm.instrument(span).await));
+            }
+            Ok::<_, lapin::Error>(outcomes)
         })
-        .instrument(span)
-        .await;
-        let result = match outcome {
-            Ok(Ok(Confirmation::Ack(None))) => Ok(()),
-            Ok(Ok(Confirmation::Ack(Some(_)))) => Err(PublishError::Returned {
+        .await
+        {
+            Ok(Ok(outcomes)) => outcomes,
+            // The channel failed before every message was out: count them
+            // all as undelivered, as the broker may hold none of them.
+            Ok(Err(error)) => {
+                vec![Err(PublishError::Unavailable(error.to_string())); messages.len()]
+            }
+            Err(_) => vec![
+                Err(PublishError::Unavailable(format!(
+                    "no confirm within {timeout:?}"
+                )));
+                messages.len()
+            ],
+        };
+        for outcome in &outcomes {
+            let label = match outcome {
+                Ok(()) => "confirmed",
+                Err(PublishError::Returned { .. }) => "returned",
+                Err(PublishError::Nacked { .. }) => "nacked",
+                Err(PublishError::Unavailable(_)) => "broker_unavailable",
+            };
+            metrics::counter!(RELAY_PUBLISHES, "outcome" => label).increment(1);
+        }
+        if outcomes
+            .iter()
+            .any(|outcome| matches!(outcome, Err(PublishError::Unavailable(_))))
+        {
+            self.drop_link(generation).await;
+        }
+        outcomes
+            .into_iter()
+            .find_map(Result::err)
+            .map_or(Ok(()), Err)
+    }
+
+    fn outcome(
+        &self,
+        message: &IntegrationEvent,
+        confirmed: Result<Confirmation, lapin::Error>,
+    ) -> Result<(), PublishError> {
+        match confirmed {
+            Ok(Confirmation::Ack(None)) => Ok(()),
+            Ok(Confirmation::Ack(Some(_))) => Err(PublishError::Returned {
                 contract: message.name,
                 exchange: self.config.exchange.clone(),
             }),
-            Ok(Ok(Confirmation::Nack(_))) => Err(PublishError::Nacked {
+            Ok(Confirmation::Nack(_)) => Err(PublishError::Nacked {
                 contract: message.name,
             }),
             // The channel is in confirm mode: an unrequested confirm means
             // it is not the channel this publisher set up.
-            Ok(Ok(Confirmation::NotRequested)) => Err(PublishError::Unavailable(
+            Ok(Confirmation::NotRequested) => Err(PublishError::Unavailable(
                 "the channel is not in confirm mode".into(),
             )),
-            Ok(Err(error)) => Err(PublishError::Unavailable(error.to_string())),
-            Err(_) => Err(PublishError::Unavailable(format!(
-                "no confirm within {:?}",
-                self.config.confirm_timeout
-            ))),
-        };
-        let outcome = match &result {
-            Ok(()) => "confirmed",
-            Err(PublishError::Returned { .. }) => "returned",
-            Err(PublishError::Nacked { .. }) => "nacked",
-            Err(PublishError::Unavailable(_)) => "broker_unavailable",
-        };
-        metrics::counter!(RELAY_PUBLISHES, "outcome" => outcome).increment(1);
-        if let Err(PublishError::Unavailable(_)) = &result {
-            self.drop_link(generation).await;
+            Err(error) => Err(PublishError::Unavailable(error.to_string())),
         }
-        result
     }
 
     /// The open channel, opening a connection first when there is none.

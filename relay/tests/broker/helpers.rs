@@ -280,6 +280,7 @@ pub struct Queue {
     connection: Connection,
     channel: Channel,
     exchange: String,
+    queue: String,
     pub received: Arc<Mutex<Vec<Received>>>,
     consuming: JoinHandle<()>,
 }
@@ -287,6 +288,11 @@ pub struct Queue {
 impl Queue {
     /// Declares the exchange as the relay does, and binds a fresh queue to it.
     pub async fn bind(exchange: &str) -> Queue {
+        Self::bind_keys(exchange, &["#"]).await
+    }
+
+    /// A fresh queue bound to `exchange` with each of `keys` only.
+    pub async fn bind_keys(exchange: &str, keys: &[&str]) -> Queue {
         let connection = rabbitmq_embedded::connect_amqp(&broker_url().await)
             .await
             .expect("a test connection to RabbitMQ");
@@ -305,16 +311,18 @@ impl Queue {
             .await
             .expect("queue");
         let name = queue.name().as_str().to_owned();
-        channel
-            .queue_bind(
-                &name,
-                exchange,
-                "#",
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("bind");
+        for key in keys {
+            channel
+                .queue_bind(
+                    &name,
+                    exchange,
+                    key,
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .expect("bind");
+        }
         let mut consumer = channel
             .basic_consume(
                 &name,
@@ -348,9 +356,24 @@ impl Queue {
             connection,
             channel,
             exchange: exchange.to_owned(),
+            queue: name,
             received,
             consuming,
         }
+    }
+
+    /// Binds one more key to this queue (an operator fixing a routing gap).
+    pub async fn add_key(&self, key: &str) {
+        self.channel
+            .queue_bind(
+                &self.queue,
+                &self.exchange,
+                key,
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("bind");
     }
 
     pub fn snapshot(&self) -> Vec<Received> {

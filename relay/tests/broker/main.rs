@@ -3,5 +3,6 @@
 
 mod failures;
 mod helpers;
+mod ordering;
 mod publishing;
 mod restart;

@@ -175,7 +175,10 @@ impl Worker {
             groups[index].1.push(event.clone());
         }
         let name = self.name();
-        let concurrency = self.options.reactor_concurrency.max(1);
+        let concurrency = reactor
+            .concurrency()
+            .unwrap_or(self.options.reactor_concurrency)
+            .max(1);
         let outcomes: Vec<Vec<(RecordedEvent, Outcome)>> = futures::stream::iter(groups)
             .map(|(blocked_by, group)| {
                 let reactor = reactor.clone();
