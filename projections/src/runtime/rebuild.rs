@@ -213,7 +213,13 @@ impl Progress {
         Progress {
             total,
             done: AtomicI64::new(0),
-            reported: Mutex::new(Instant::now()),
+            // The first batch's progress is written at once: a rebuild
+            // shorter than PROGRESS_EVERY would otherwise show none at all.
+            reported: Mutex::new(
+                Instant::now()
+                    .checked_sub(PROGRESS_EVERY)
+                    .unwrap_or_else(Instant::now),
+            ),
         }
     }
 
