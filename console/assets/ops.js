@@ -99,7 +99,7 @@ function financeRow(finance) {
   return h("tr", { id: "finance-row", "data-finance": up ? "up" : "down", class: dead > 0 || !up ? "alert" : "" }, name,
     dash(), dash(), dash(),
     h("td", { class: "num" }, finance.lag_seconds === null ? "—" : finance.lag_seconds.toFixed(1)),
-    h("td", { class: "num", id: "finance-dead-letters" }, dead === null ? "—" : dead > 0
+    h("td", { class: "num", id: "finance-dead-letters", title: "dead letters" }, dead === null ? "—" : dead > 0
       ? h("span", { class: "badge parked" }, `${dead} dead letters`)
       : "0"),
     h("td", {}, finance.url),
