@@ -103,8 +103,9 @@ struct Worker {
     cursor: LogCursor,
     /// Streams with parked events, each with its failing head's position.
     blocked: HashMap<String, i64>,
-    /// Whether the last batch read was short of a full one: the worker
-    /// has caught up with the log (for the state it reports).
+    /// Whether the worker has caught up with the log (for the state it
+    /// reports): false after a full batch or a restart, until a short batch
+    /// or a check-in that finds nothing after the cursor.
     caught_up: bool,
     /// A rebuild filling fresh tables in the background.
     rebuild: Option<RunningRebuild>,
@@ -131,6 +132,11 @@ impl Worker {
                 biased;
                 _ = stopped.changed() => return Ok(()),
                 _ = check_in.tick() => {
+                    // Only a worker that may be behind asks the log; an
+                    // idle one that caught up costs nothing here.
+                    if !self.caught_up {
+                        self.caught_up = self.nothing_after_cursor().await?;
+                    }
                     reported = self.state();
                     match self.ownership.check_in(&self.owner, reported).await {
                         CheckIn::Owner { requests_waiting } => requests_waiting,
@@ -141,6 +147,7 @@ impl Worker {
                 finished = operator_requests::wait_for_rebuild(&mut self.rebuild) => {
                     if self.finish_rebuild(finished).await.map_err(RuntimeError::or_lost_ownership)? {
                         subscription = self.subscribe();
+                        self.caught_up = self.nothing_after_cursor().await?;
                     }
                     false
                 }
@@ -167,6 +174,7 @@ impl Worker {
                     .map_err(RuntimeError::or_lost_ownership)?
             {
                 subscription = self.subscribe();
+                self.caught_up = self.nothing_after_cursor().await?;
             }
             // A change of state is told at once, not at the next check-in.
             if self.state() != reported {
@@ -185,6 +193,14 @@ impl Worker {
                 ..SubscribeOptions::default()
             },
         )
+    }
+
+    /// Whether no event of this subscriber's lies after its cursor now.
+    async fn nothing_after_cursor(&self) -> Result<bool, RuntimeError> {
+        Ok(!self
+            .store
+            .has_events_after(self.cursor, &self.subscriber.filter())
+            .await?)
     }
 
     /// Rebuilding, catching up (the last batch was a full one) or running.
