@@ -91,6 +91,10 @@ pub struct ServeArgs {
     /// The durable topic exchange the relay publishes to (declared when missing).
     #[arg(long, env = "ORDERSTREAM_AMQP_EXCHANGE", default_value = relay::RelayConfig::DEFAULT_EXCHANGE)]
     amqp_exchange: String,
+    /// Where `orderstream finance serve` answers HTTP (`http://host:port`),
+    /// for the console's Finance row; unset, the row says so.
+    #[arg(long, env = "ORDERSTREAM_FINANCE_URL")]
+    finance_url: Option<String>,
 }
 
 /// Which PostgreSQL the process uses.
@@ -148,6 +152,7 @@ impl Config {
                     api: ApiConfig {
                         admin_token: args.admin_token.clone(),
                         idempotency_ttl: args.idempotency_ttl,
+                        finance_url: finance_url(args.finance_url.as_deref())?,
                         request_timeout: args.request_timeout,
                         header_read_timeout: args.header_timeout,
                         max_concurrent_requests: args.max_concurrent_requests as usize,
@@ -201,6 +206,28 @@ fn fulfilment(given: Option<Fulfilment>) -> anyhow::Result<Fulfilment> {
     }
 }
 
+/// `ORDERSTREAM_FINANCE_URL`: blank is unset; anything but a plain
+/// `http://host[:port]` is refused now rather than shown as "unreachable"
+/// on the console later (the console's client speaks no TLS).
+fn finance_url(given: Option<&str>) -> anyhow::Result<Option<String>> {
+    let Some(given) = given.map(str::trim).filter(|url| !url.is_empty()) else {
+        return Ok(None);
+    };
+    // The value is not repeated: it may carry a password.
+    let refuse = |why: &str| anyhow::anyhow!("ORDERSTREAM_FINANCE_URL: {why}");
+    let url = url::Url::parse(given).map_err(|error| refuse(&error.to_string()))?;
+    if url.scheme() != "http" {
+        return Err(refuse("not an http:// URL"));
+    }
+    if url.host_str().is_none() {
+        return Err(refuse("no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(refuse("Finance's status endpoints take no credentials"));
+    }
+    Ok(Some(given.trim_end_matches('/').to_owned()))
+}
+
 /// The environment variable's spelling before the project settled on
 /// "fulfilment"; still read, so that existing deployments keep their mode.
 const LEGACY_FULFILMENT_VAR: &str = "ORDERSTREAM_FULFILLMENT";
@@ -234,7 +261,7 @@ impl fmt::Display for Config {
                 f,
                 " bind={} fulfilment={:?} admin_token={} api_only={} workers_only={} \
                  request_timeout={:?} header_timeout={:?} max_concurrent_requests={} \
-                 shutdown_grace={:?} idempotency_ttl={:?}",
+                 shutdown_grace={:?} idempotency_ttl={:?} finance_url={}",
                 serve.bind,
                 serve.runtime.fulfilment,
                 if serve.api.admin_token.is_some() {
@@ -248,7 +275,8 @@ impl fmt::Display for Config {
                 serve.api.header_read_timeout,
                 serve.api.max_concurrent_requests,
                 serve.api.shutdown_grace,
-                serve.api.idempotency_ttl
+                serve.api.idempotency_ttl,
+                serve.api.finance_url.as_deref().unwrap_or("unset")
             )?;
             match &serve.relay {
                 Some(relay) => write!(
@@ -293,6 +321,8 @@ mod tests {
             "amqp://relay:pw@127.0.0.1:5672/%2f",
             "--amqp-exchange",
             "estate.events",
+            "--finance-url",
+            "http://127.0.0.1:8081/",
         ])
         .expect("a valid command line");
         let config = Config::load(&given.global, Some(&given.serve)).expect("a configuration");
@@ -310,6 +340,39 @@ mod tests {
         let relay = serve.relay.expect("the relay is on");
         assert_eq!(relay.url, "amqp://relay:pw@127.0.0.1:5672/%2f");
         assert_eq!(relay.exchange, "estate.events");
+        assert_eq!(
+            serve.api.finance_url.as_deref(),
+            Some("http://127.0.0.1:8081")
+        );
+    }
+
+    #[test]
+    fn a_finance_url_that_is_not_plain_http_is_refused_at_start_up() {
+        use clap::Parser;
+        for url in [
+            "https://finance:8081",
+            "127.0.0.1:8081",
+            "http://user:pw@finance:8081",
+        ] {
+            let given = ServeCommandLine::try_parse_from(["orderstream", "--finance-url", url])
+                .expect("a command line");
+            let error = Config::load(&given.global, Some(&given.serve)).expect_err(url);
+            assert!(
+                error.to_string().contains("ORDERSTREAM_FINANCE_URL"),
+                "{error}"
+            );
+        }
+        let blank = ServeCommandLine::try_parse_from(["orderstream", "--finance-url", " "])
+            .expect("a command line");
+        let config = Config::load(&blank.global, Some(&blank.serve)).expect("a configuration");
+        let serve = config.serve.expect("serve");
+        assert!(serve.api.finance_url.is_none(), "blank: unset");
+        assert!(Config {
+            serve: Some(serve),
+            ..config
+        }
+        .to_string()
+        .contains("finance_url=unset"));
     }
 
     #[test]

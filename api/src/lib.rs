@@ -42,7 +42,11 @@ use routes::{audit, inventory, operations, orders, service};
 /// problem+json for every error.
 pub fn router(state: AppState) -> Router {
     let api = routes(state.clone());
-    let console = operator_console::router(api.clone(), state.store().clone());
+    let console = operator_console::router(
+        api.clone(),
+        state.store().clone(),
+        state.finance_url().map(str::to_owned),
+    );
     state
         .hardening()
         .apply(api.nest("/console", console))

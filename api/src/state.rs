@@ -34,6 +34,9 @@ pub struct ApiConfig {
     /// How long an `Idempotency-Key` stands for its order; after that it
     /// is new again, and its row is deleted (see `idempotency.rs`).
     pub idempotency_ttl: Duration,
+    /// Where Finance serves its HTTP (`http://host:port`), for the
+    /// console's overview; `None`: the console says it is not configured.
+    pub finance_url: Option<String>,
 }
 
 impl Default for ApiConfig {
@@ -45,6 +48,7 @@ impl Default for ApiConfig {
             max_concurrent_requests: 256,
             shutdown_grace: Duration::from_secs(10),
             idempotency_ttl: crate::idempotency::DEFAULT_TTL,
+            finance_url: None,
         }
     }
 }
@@ -62,6 +66,7 @@ impl fmt::Debug for ApiConfig {
             .field("max_concurrent_requests", &self.max_concurrent_requests)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("idempotency_ttl", &self.idempotency_ttl)
+            .field("finance_url", &self.finance_url)
             .finish()
     }
 }
@@ -96,6 +101,7 @@ struct Inner {
     executor: CommandExecutor,
     admin_token: Option<AdminToken>,
     idempotency_ttl: Duration,
+    finance_url: Option<String>,
     metrics: PrometheusHandle,
     hardening: Hardening,
 }
@@ -120,6 +126,7 @@ impl AppState {
                     .filter(|token| !token.is_empty())
                     .map(|token| AdminToken::new(&token)),
                 idempotency_ttl: config.idempotency_ttl,
+                finance_url: config.finance_url,
                 metrics: crate::metrics::handle(),
                 hardening: Hardening::new(
                     HttpLimits {
@@ -152,6 +159,10 @@ impl AppState {
 
     pub(crate) fn admin_token(&self) -> Option<&AdminToken> {
         self.inner.admin_token.as_ref()
+    }
+
+    pub(crate) fn finance_url(&self) -> Option<&str> {
+        self.inner.finance_url.as_deref()
     }
 
     pub(crate) fn idempotency_ttl(&self) -> Duration {

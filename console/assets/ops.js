@@ -76,7 +76,34 @@ function overviewTable(overview) {
     h("caption", {}, `Subscriptions at log head ${overview.head}`),
     h("thead", {}, h("tr", {}, ["Subscription", "Position", "Head", "Lag (events)", "Lag (s)", "Parked", "Owner", "State"]
       .map((label) => h("th", { scope: "col" }, label)))),
-    h("tbody", {}, rows)));
+    h("tbody", {}, rows, financeRow(overview.finance))));
+}
+
+// Finance is another process: the server asks its /finance/ready and
+// /finance/metrics (ORDERSTREAM_FINANCE_URL). Its dead letters go in the
+// Parked column, where a non-zero count stands out the same way.
+function financeRow(finance) {
+  const name = h("th", { scope: "row" }, "Finance consumer", h("span", { class: "muted small" }, " finance"));
+  const dash = () => h("td", { class: "num muted" }, "—");
+  if (!finance || finance.status === "not_configured") {
+    return h("tr", { id: "finance-row", "data-finance": "not_configured" }, name,
+      h("td", { colspan: "7", class: "muted" }, "not configured (ORDERSTREAM_FINANCE_URL)"));
+  }
+  if (finance.status === "unreachable") {
+    return h("tr", { id: "finance-row", "data-finance": "unreachable", class: "alert" }, name,
+      dash(), dash(), dash(), dash(), dash(), h("td", {}, finance.url),
+      h("td", {}, h("span", { class: "badge state-stopped", title: finance.error }, "unreachable")));
+  }
+  const up = finance.ready && finance.consuming !== false;
+  const dead = finance.dead_letters;
+  return h("tr", { id: "finance-row", "data-finance": up ? "up" : "down", class: dead > 0 || !up ? "alert" : "" }, name,
+    dash(), dash(), dash(),
+    h("td", { class: "num" }, finance.lag_seconds === null ? "—" : finance.lag_seconds.toFixed(1)),
+    h("td", { class: "num", id: "finance-dead-letters", title: "dead letters" }, dead === null ? "—" : dead > 0
+      ? h("span", { class: "badge parked" }, `${dead} dead letters`)
+      : "0"),
+    h("td", {}, finance.url),
+    h("td", {}, h("span", { class: `badge ${up ? "state-running" : "state-stopped"}` }, up ? "up" : "down")));
 }
 
 export function overviewPage(page) {

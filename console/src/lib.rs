@@ -11,7 +11,8 @@
 //! server: the order's state machine and swimlanes (`order_views.rs`,
 //! `swimlanes.rs`) and a SKU's stock over time (`stock_chart.rs`). The log
 //! browser and the lookups the API has no endpoint for read the store
-//! directly, read-only (`browse.rs`).
+//! directly, read-only (`browse.rs`). The overview's Finance row asks
+//! Finance's own HTTP (`finance.rs`).
 //!
 //! Start at [`router`].
 
@@ -19,6 +20,7 @@ mod api_client;
 mod assets;
 mod browse;
 mod error;
+mod finance;
 mod integration;
 mod live;
 mod login;
@@ -49,14 +51,18 @@ pub(crate) struct ConsoleState {
     store: EventStore,
     sessions: session::Sessions,
     live: live::Live,
+    finance: finance::FinanceProbe,
 }
 
 /// The console's routes, to be nested under `/console`. `api` is the API's
 /// router (with its state, without the console), which the console calls
-/// in process; `store` the same store the API uses.
-pub fn router(api: Router, store: EventStore) -> Router {
+/// in process; `store` the same store the API uses; `finance_url` where
+/// Finance serves its HTTP (`ORDERSTREAM_FINANCE_URL`), for the overview's
+/// Finance row.
+pub fn router(api: Router, store: EventStore, finance_url: Option<String>) -> Router {
     let state = ConsoleState {
         api: ApiClient::new(api),
+        finance: finance::FinanceProbe::new(finance_url),
         live: live::Live::new(store.clone()),
         store,
         sessions: session::Sessions::default(),

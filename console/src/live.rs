@@ -299,7 +299,7 @@ async fn feed(state: ConsoleState, session_id: String, sender: mpsc::Sender<Even
                     return;
                 };
                 let seen = *actions.borrow_and_update();
-                match overview(&state.api, &state.store, &session.token).await {
+                match overview(&state.api, &state.store, &state.finance, &session.token).await {
                     Ok(overview) => {
                         let history = state.live.record_lag(&overview);
                         next_overview = Instant::now()

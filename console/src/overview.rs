@@ -1,6 +1,7 @@
 //! The overview the live view sends: every subscription as `GET
 //! /subscriptions` tells it, with its lag in seconds from `GET /metrics`
-//! and, for a projection being rebuilt, the rebuild's progress.
+//! and, for a projection being rebuilt, the rebuild's progress; then the
+//! Finance consumer (`finance.rs`).
 
 use std::collections::HashMap;
 
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api_client::ApiClient;
 use crate::error::ConsoleError;
+use crate::finance::{FinanceProbe, FinanceView};
 use event_store::EventStore;
 
 /// A row of `GET /subscriptions`, as the API answers it.
@@ -31,6 +33,8 @@ pub struct Overview {
     pub at: DateTime<Utc>,
     pub head: i64,
     pub subscriptions: Vec<SubscriptionView>,
+    /// The Finance consumer, another process.
+    pub finance: FinanceView,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -80,11 +84,16 @@ impl Overview {
 pub async fn overview(
     api: &ApiClient,
     store: &EventStore,
+    finance: &FinanceProbe,
     token: &str,
 ) -> Result<Overview, ConsoleError> {
-    let (rows, _) = api
-        .get_json::<Vec<SubscriptionRow>>("/subscriptions", Some(token))
-        .await?;
+    // Finance is asked meanwhile: a slow one delays the overview by its
+    // timeout at most, not by that plus the queries.
+    let (rows, finance) = tokio::join!(
+        api.get_json::<Vec<SubscriptionRow>>("/subscriptions", Some(token)),
+        finance.view()
+    );
+    let (rows, _) = rows?;
     let metrics = api.get("/metrics", None).await?;
     let lag_seconds = metrics
         .ok()
@@ -128,6 +137,7 @@ pub async fn overview(
         at: Utc::now(),
         head: subscriptions.first().map_or(0, |first| first.head),
         subscriptions,
+        finance,
     })
 }
 

@@ -51,7 +51,7 @@ fn console() -> Router {
     let pool = sqlx::postgres::PgPoolOptions::new()
         .connect_lazy("postgres://nobody@127.0.0.1:1/none")
         .expect("a lazy pool parses its URL");
-    Router::new().nest("/console", router(api, EventStore::from_pool(pool)))
+    Router::new().nest("/console", router(api, EventStore::from_pool(pool), None))
 }
 
 struct Answer {

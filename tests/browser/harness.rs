@@ -35,6 +35,11 @@ impl Served {
     /// `orderstream serve` on a fresh database with `fulfilment` (`auto`
     /// or `manual`), once `GET /ready` answers.
     pub async fn start(fulfilment: &str) -> Served {
+        Served::start_with(fulfilment, &[]).await
+    }
+
+    /// As [`Served::start`], with more of `serve`'s settings.
+    pub async fn start_with(fulfilment: &str, environment: &[(&str, &str)]) -> Served {
         let db = TestDatabase::new(&MIGRATOR).await.expect("test database");
         let port = free_port();
         let log = std::env::temp_dir().join(format!(
@@ -49,6 +54,7 @@ impl Served {
             .env("ORDERSTREAM_FULFILMENT", fulfilment)
             .env("RUST_LOG", "warn")
             .env_remove("ORDERSTREAM_AMQP_URL")
+            .envs(environment.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("server log"))

@@ -24,6 +24,7 @@ scenario("login", async () => {
   for (const name of ["orders", "stock", "payments", "inventory-reactor", "payment-reactor"]) {
     check(names.some((n) => n.startsWith(name)), `${name} in the overview: ${names}`);
   }
+  check((await page.textContent("#finance-row")).includes("not configured (ORDERSTREAM_FINANCE_URL)"), "Finance's row says it is not configured");
   const cookies = await page.context().cookies();
   const session = cookies.find((c) => c.name === "orderstream_console");
   check(session && session.httpOnly && session.sameSite === "Strict", `an HttpOnly Strict cookie: ${JSON.stringify(session)}`);

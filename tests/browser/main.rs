@@ -7,6 +7,7 @@
 //! Needs Debian's `chromium`, Node.js and `npm ci` in this directory;
 //! `scripts/test.sh` installs them. Without them the tests fail saying so.
 
+mod finance;
 mod harness;
 
 use std::time::Duration;
@@ -38,6 +39,16 @@ async fn logging_in_with_the_admin_token_opens_the_live_console_and_logging_out_
     let served = Served::start("auto").await;
     receive(&served, "LOGIN-1", 5, "main").await;
     served.browser("login.mjs", &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_shows_the_finance_consumer_up_with_no_dead_letters() {
+    let client = reqwest::Client::new();
+    let finance = finance::Finance::start(&client).await;
+    let served = Served::start_with("auto", &[("ORDERSTREAM_FINANCE_URL", &finance.base)]).await;
+    served
+        .browser("finance.mjs", &[("FINANCE_URL", finance.base.clone())])
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,6 +4,7 @@
 
 mod audit;
 mod choreography;
+mod console_finance;
 mod correlation;
 mod crash_recovery;
 mod deployment;
