@@ -83,6 +83,20 @@ async fn every_list_pages_with_a_limit_and_a_next_link_over_every_row_once() {
     // Order history and timeline.
     let order_id = server.place(&[("PAGED-1", 1)], "card_ok").await;
     server.wait_for_status(&order_id, "paid").await;
+    // The timeline lists other streams' events only once the log shows
+    // them (no older transaction anywhere in the cluster still runs: a
+    // parallel test's CREATE DATABASE counts); page it once all ten are.
+    let timeline = format!("/orders/{order_id}/timeline");
+    wait_until("the whole flow is in the timeline", || async {
+        server
+            .get(&timeline)
+            .await
+            .expect(200)
+            .body
+            .as_array()
+            .is_some_and(|events| events.len() == 10)
+    })
+    .await;
     for list in ["history", "timeline"] {
         let path = format!("/orders/{order_id}/{list}");
         let whole = server.get(&path).await.expect(200).body;
