@@ -7,11 +7,10 @@ use std::time::Instant;
 
 use event_store::MIGRATOR;
 use pg_embedded::TestDatabase;
-use rabbitmq_embedded::TestBroker;
 use serde_json::{json, Value};
 
 use crate::helpers::{ADMIN_TOKEN, PATIENCE};
-use crate::served::Server;
+use crate::served::{FinanceOnBroker, Server};
 
 /// Logs in to the console and returns its session cookie (`name=value`).
 async fn console_cookie(client: &reqwest::Client, server: &Server) -> String {
@@ -79,17 +78,15 @@ async fn overview_where(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_overview_shows_finance_up_with_no_dead_letters() {
     let client = reqwest::Client::new();
-    let broker = TestBroker::shared()
-        .await
-        .unwrap_or_else(|error| panic!("this test needs RabbitMQ: {error}"));
+    let FinanceOnBroker {
+        broker,
+        finance_db,
+        exchange,
+        queue,
+    } = FinanceOnBroker::new("console").await;
     let orders_db = TestDatabase::new(&MIGRATOR)
         .await
         .expect("orderstream's database");
-    let finance_db = TestDatabase::new(&finance::MIGRATOR)
-        .await
-        .expect("finance's database");
-    let exchange = TestBroker::unique_name("console-events");
-    let queue = format!("{}.inbox", TestBroker::unique_name("console-finance"));
     let finance = Server::start_with(
         &["finance", "serve"],
         &[

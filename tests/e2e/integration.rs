@@ -10,12 +10,11 @@ use std::time::{Duration, Instant};
 
 use event_store::MIGRATOR;
 use pg_embedded::TestDatabase;
-use rabbitmq_embedded::TestBroker;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
 use crate::helpers::{order_body, ADMIN_TOKEN, PATIENCE};
-use crate::served::Server;
+use crate::served::{FinanceOnBroker, Server};
 
 const SKU: &str = "INTEGRATION-A";
 const ORDERS: usize = 12;
@@ -89,17 +88,15 @@ fn usd_accounts(trial_balance: &Value) -> Option<HashMap<String, (Decimal, Decim
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_reach_the_books_once_through_the_broker_even_when_finance_is_killed() {
     let client = reqwest::Client::new();
-    let broker = TestBroker::shared()
-        .await
-        .unwrap_or_else(|error| panic!("this test needs RabbitMQ: {error}"));
+    let FinanceOnBroker {
+        broker,
+        finance_db,
+        exchange,
+        queue,
+    } = FinanceOnBroker::new("it").await;
     let orders_db = TestDatabase::new(&MIGRATOR)
         .await
         .expect("orderstream's database");
-    let finance_db = TestDatabase::new(&finance::MIGRATOR)
-        .await
-        .expect("finance's database");
-    let exchange = TestBroker::unique_name("it-events");
-    let queue = format!("{}.inbox", TestBroker::unique_name("it-finance"));
     let finance_env = [
         ("FINANCE_DATABASE_URL", finance_db.url()),
         ("ORDERSTREAM_AMQP_URL", broker.url()),
@@ -324,14 +321,12 @@ async fn publish_shipped(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_lists_a_dead_letter_and_replays_it_once_after_the_fix() {
     let client = reqwest::Client::new();
-    let broker = TestBroker::shared()
-        .await
-        .unwrap_or_else(|error| panic!("this test needs RabbitMQ: {error}"));
-    let finance_db = TestDatabase::new(&finance::MIGRATOR)
-        .await
-        .expect("finance's database");
-    let exchange = TestBroker::unique_name("cli-events");
-    let queue = format!("{}.inbox", TestBroker::unique_name("cli-finance"));
+    let FinanceOnBroker {
+        broker,
+        finance_db,
+        exchange,
+        queue,
+    } = FinanceOnBroker::new("cli").await;
     let broker_env = [
         ("ORDERSTREAM_AMQP_URL", broker.url()),
         ("ORDERSTREAM_AMQP_EXCHANGE", exchange.as_str()),

@@ -22,14 +22,13 @@ use std::time::{Duration, Instant};
 
 use event_store::MIGRATOR;
 use pg_embedded::TestDatabase;
-use rabbitmq_embedded::TestBroker;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
 use crate::helpers::{ADMIN_TOKEN, PATIENCE};
-use crate::served::Server;
+use crate::served::{FinanceOnBroker, Server};
 
 mod books;
 mod relay_audit;
@@ -192,17 +191,15 @@ async fn a_crashing_relay_and_finance_lose_nothing_and_book_everything_once() {
     eprintln!("integration_faults: seed {seed} (replay with {SEED_ENV}={seed})");
     let mut rng = StdRng::seed_from_u64(seed);
     let started = Instant::now();
-    let broker = TestBroker::shared()
-        .await
-        .unwrap_or_else(|error| panic!("this test needs RabbitMQ: {error}"));
+    let FinanceOnBroker {
+        broker,
+        finance_db,
+        exchange,
+        queue,
+    } = FinanceOnBroker::new("crash").await;
     let orders_db = TestDatabase::new(&MIGRATOR)
         .await
         .expect("orderstream's database");
-    let finance_db = TestDatabase::new(&finance::MIGRATOR)
-        .await
-        .expect("finance's database");
-    let exchange = TestBroker::unique_name("crash-events");
-    let queue = format!("{}.inbox", TestBroker::unique_name("crash-finance"));
     let (_audit_connection, seen) = audit(broker.url(), &exchange).await;
     let serve_env = vec![
         ("DATABASE_URL", orders_db.url()),

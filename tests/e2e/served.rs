@@ -5,6 +5,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use pg_embedded::TestDatabase;
+use rabbitmq_embedded::TestBroker;
+
 use crate::helpers::{ADMIN_TOKEN, PATIENCE};
 
 /// `orderstream serve` as a child process; killed (SIGKILL) and reaped on
@@ -116,4 +119,34 @@ impl Drop for Server {
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
     listener.local_addr().expect("local address").port()
+}
+
+/// What a test of `finance serve` on a broker starts from: the shared test
+/// broker, Finance's own database, and an exchange and an inbox queue no
+/// other test uses (`{label}-events`, `{label}-finance-….inbox`).
+pub struct FinanceOnBroker {
+    pub broker: &'static TestBroker,
+    pub finance_db: TestDatabase,
+    pub exchange: String,
+    pub queue: String,
+}
+
+impl FinanceOnBroker {
+    pub async fn new(label: &str) -> FinanceOnBroker {
+        let broker = TestBroker::shared()
+            .await
+            .unwrap_or_else(|error| panic!("this test needs RabbitMQ: {error}"));
+        let finance_db = TestDatabase::new(&finance::MIGRATOR)
+            .await
+            .expect("finance's database");
+        FinanceOnBroker {
+            broker,
+            finance_db,
+            exchange: TestBroker::unique_name(&format!("{label}-events")),
+            queue: format!(
+                "{}.inbox",
+                TestBroker::unique_name(&format!("{label}-finance"))
+            ),
+        }
+    }
 }

@@ -9,13 +9,12 @@ use std::time::{Duration, Instant};
 
 use event_store::{Traceparent, MIGRATOR};
 use pg_embedded::TestDatabase;
-use rabbitmq_embedded::TestBroker;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::helpers::{order_body, ADMIN_TOKEN, PATIENCE};
 use crate::otlp_receiver::{start_receiver, trace, ExportedSpan};
-use crate::served::Server;
+use crate::served::{FinanceOnBroker, Server};
 
 const SKU: &str = "TRACED-A";
 
@@ -113,18 +112,16 @@ async fn wait_for_paid(client: &reqwest::Client, server: &Server, order_id: &str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_callers_trace_reaches_finance_through_events_reactors_and_the_broker() {
     let client = reqwest::Client::new();
-    let broker = TestBroker::shared()
-        .await
-        .unwrap_or_else(|error| panic!("this test needs RabbitMQ: {error}"));
+    let FinanceOnBroker {
+        broker,
+        finance_db,
+        exchange,
+        queue,
+    } = FinanceOnBroker::new("traced").await;
     let orders_db = TestDatabase::new(&MIGRATOR)
         .await
         .expect("orderstream's database");
-    let finance_db = TestDatabase::new(&finance::MIGRATOR)
-        .await
-        .expect("finance's database");
     let (endpoint, received) = start_receiver().await;
-    let exchange = TestBroker::unique_name("traced-events");
-    let queue = format!("{}.inbox", TestBroker::unique_name("traced-finance"));
     let otel = [
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
         ("OTEL_BSP_SCHEDULE_DELAY", "100"),
