@@ -143,11 +143,6 @@ impl DecisionBatch {
         }
     }
 
-    /// Whether no command was decided.
-    pub fn is_empty(&self) -> bool {
-        self.appends.is_empty()
-    }
-
     /// Appends every decision in `connection`'s transaction, as its first
     /// write (see [`event_store::EventStore::append_in_transaction`]).
     pub async fn append_in(
