@@ -84,6 +84,11 @@ pub struct ServeArgs {
     /// Run the subscriptions only, with no HTTP listener.
     #[arg(long)]
     workers_only: bool,
+    /// Split every reactor into this many members by stream (a consumer
+    /// group), shared by the processes that run the subscriptions; give
+    /// every such process the same number.
+    #[arg(long, env = "ORDERSTREAM_REACTOR_PARTITIONS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=i64::from(event_store::Partition::MAX_COUNT)))]
+    reactor_partitions: u32,
     /// RabbitMQ to publish the integration events to
     /// (`amqp://user:password@host:5672/%2f`); unset, the relay is off.
     #[arg(long, env = "ORDERSTREAM_AMQP_URL", hide_env_values = true)]
@@ -163,6 +168,7 @@ impl Config {
                     executor: ExecutorOptions::default(),
                     runtime: RuntimeOptions {
                         fulfilment: fulfilment(args.fulfilment)?,
+                        reactor_partitions: args.reactor_partitions,
                         ..RuntimeOptions::default()
                     },
                     relay: args
@@ -260,7 +266,7 @@ impl fmt::Display for Config {
             write!(
                 f,
                 " bind={} fulfilment={:?} admin_token={} api_only={} workers_only={} \
-                 request_timeout={:?} header_timeout={:?} max_concurrent_requests={} \
+                 reactor_partitions={} request_timeout={:?} header_timeout={:?} max_concurrent_requests={} \
                  shutdown_grace={:?} idempotency_ttl={:?} finance_url={}",
                 serve.bind,
                 serve.runtime.fulfilment,
@@ -271,6 +277,7 @@ impl fmt::Display for Config {
                 },
                 serve.api_only,
                 serve.workers_only,
+                serve.runtime.reactor_partitions,
                 serve.api.request_timeout,
                 serve.api.header_read_timeout,
                 serve.api.max_concurrent_requests,
@@ -394,6 +401,22 @@ mod tests {
             .expect("a command line");
         let config = Config::load(&unset.global, Some(&unset.serve)).expect("a configuration");
         assert!(config.serve.expect("serve").relay.is_none(), "blank: off");
+    }
+
+    #[test]
+    fn reactors_split_into_one_to_sixty_four_members() {
+        use clap::Parser;
+        let split = ServeCommandLine::try_parse_from(["orderstream", "--reactor-partitions", "4"])
+            .expect("a command line");
+        let config = Config::load(&split.global, Some(&split.serve)).expect("a configuration");
+        assert_eq!(config.serve.expect("serve").runtime.reactor_partitions, 4);
+        for refused in ["0", "65", "two"] {
+            assert!(
+                ServeCommandLine::try_parse_from(["orderstream", "--reactor-partitions", refused])
+                    .is_err(),
+                "{refused}"
+            );
+        }
     }
 
     #[test]

@@ -18,7 +18,9 @@ use std::time::Duration;
 use axum::http::Method;
 use event_store::{EventStore, LogCursor, StoreError};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use projections::catalogue::{CatalogueEntry, CATALOGUE};
+use projections::catalogue::CATALOGUE;
+use projections::consumer_groups::Member;
+use projections::operations::ListedSubscription;
 
 pub const HTTP_REQUEST_DURATION: &str = "http_request_duration_seconds";
 pub const COMMAND_DURATION: &str = "orderstream_command_duration_seconds";
@@ -102,24 +104,30 @@ pub async fn refresh_database_gauges(store: &EventStore) {
         Ok(entries) => entries,
         Err(error) => {
             tracing::warn!(%error, "metrics: could not list the subscriptions");
-            CATALOGUE.iter().collect()
+            CATALOGUE
+                .iter()
+                .map(|entry| ListedSubscription {
+                    entry,
+                    member: Member::whole(entry.name),
+                })
+                .collect()
         }
     };
-    for entry in entries {
-        match subscription_counts(store, entry, head).await {
+    for listed in entries {
+        let name = listed.name();
+        match subscription_counts(store, &listed, head).await {
             Ok(Counts {
                 lag,
                 lag_seconds,
                 parked,
             }) => {
-                metrics::gauge!(SUBSCRIPTION_LAG, "subscription" => entry.name).set(lag as f64);
-                metrics::gauge!(SUBSCRIPTION_LAG_SECONDS, "subscription" => entry.name)
+                metrics::gauge!(SUBSCRIPTION_LAG, "subscription" => name.clone()).set(lag as f64);
+                metrics::gauge!(SUBSCRIPTION_LAG_SECONDS, "subscription" => name.clone())
                     .set(lag_seconds);
-                metrics::gauge!(SUBSCRIPTION_PARKED, "subscription" => entry.name)
-                    .set(parked as f64);
+                metrics::gauge!(SUBSCRIPTION_PARKED, "subscription" => name).set(parked as f64);
             }
             Err(error) => {
-                tracing::warn!(%error, subscription = entry.name, "metrics: could not read lag");
+                tracing::warn!(%error, subscription = name, "metrics: could not read lag");
             }
         }
     }
@@ -139,30 +147,42 @@ struct Counts {
 /// one row: the first event after the checkpoint, in log order.
 async fn subscription_counts(
     store: &EventStore,
-    entry: &CatalogueEntry,
+    listed: &ListedSubscription,
     head: LogCursor,
 ) -> Result<Counts, StoreError> {
-    let checkpoint = store.load_checkpoint(entry.name).await?.unwrap_or_default();
+    let name = listed.name();
+    let category = listed.entry.category;
+    // A member of a split reactor counts the streams of its partition.
+    let (partitions, partition) = listed.member.partition.map_or((None, None), |partition| {
+        (
+            Some(i64::from(partition.count())),
+            Some(i64::from(partition.index())),
+        )
+    });
+    let checkpoint = store.load_checkpoint(&name).await?.unwrap_or_default();
     let lag: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM ( \
              SELECT 1 FROM events WHERE (transaction_id, position) > ($1, $2) \
                 AND (transaction_id, position) <= ($3, $4) \
                 AND ($5::text IS NULL OR split_part(stream_id, '-', 1) = $5) \
+                AND ($7::int IS NULL OR stream_partition(stream_id, $7::int) = $8::int) \
               LIMIT $6) AS lagging",
     )
     .bind(checkpoint.transaction_id)
     .bind(checkpoint.position)
     .bind(head.transaction_id)
     .bind(head.position)
-    .bind(entry.category)
+    .bind(category)
     .bind(SCRAPE_COUNT_CAP)
+    .bind(partitions)
+    .bind(partition)
     .fetch_one(store.pool())
     .await?;
     let parked: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM ( \
              SELECT 1 FROM parked_events WHERE subscription = $1 LIMIT $2) AS parked",
     )
-    .bind(entry.name)
+    .bind(&name)
     .bind(SCRAPE_COUNT_CAP)
     .fetch_one(store.pool())
     .await?;
@@ -173,13 +193,16 @@ async fn subscription_counts(
            FROM events WHERE (transaction_id, position) > ($1, $2) \
             AND (transaction_id, position) <= ($3, $4) \
             AND ($5::text IS NULL OR split_part(stream_id, '-', 1) = $5) \
+            AND ($6::int IS NULL OR stream_partition(stream_id, $6::int) = $7::int) \
           ORDER BY transaction_id, position LIMIT 1",
     )
     .bind(checkpoint.transaction_id)
     .bind(checkpoint.position)
     .bind(head.transaction_id)
     .bind(head.position)
-    .bind(entry.category)
+    .bind(category)
+    .bind(partitions)
+    .bind(partition)
     .fetch_optional(store.pool())
     .await?;
     Ok(Counts {

@@ -191,6 +191,65 @@ pub(crate) async fn take_lease<'e>(
     ))
 }
 
+/// The checkpoints of one subscription that may be split into a consumer
+/// group: `group` is the subscription's name, its checkpoints are `group`
+/// (not split) or `group.<member>` (one per member), and `members` are the
+/// names of the layout now running (`[group]` when it is not split).
+#[derive(Debug, Clone, Copy)]
+pub struct CheckpointLayout<'a> {
+    pub group: &'a str,
+    pub members: &'a [String],
+}
+
+/// Takes a new lease on `name`, a member of `layout`, fencing every owner
+/// of the group's other layouts (their checkpoints' epochs move on too), so
+/// two layouts' owners never commit side by side. When another layout
+/// moved since this checkpoint did (or this one is new), the checkpoint
+/// starts at the least of that layout's checkpoints: every event before it
+/// was handled by some member, and the ones after it a member may handle
+/// again (effects are idempotent, `commands`' deterministic ids).
+pub(crate) async fn take_lease_in_layout<'e>(
+    executor: impl PgExecutor<'e>,
+    name: &str,
+    layout: CheckpointLayout<'_>,
+) -> Result<(CheckpointLease, LogCursor), StoreError> {
+    let (epoch, transaction_id, position): (i64, i64, i64) = sqlx::query_as(
+        "WITH superseded AS ( \
+             UPDATE subscription_checkpoints SET owner_epoch = owner_epoch + 1 \
+              WHERE (name = $2 OR starts_with(name, $2 || '.')) AND name <> ALL($3) \
+             RETURNING transaction_id, position, updated_at), \
+         seed AS ( \
+             SELECT transaction_id, position FROM superseded \
+              WHERE updated_at > coalesce((SELECT updated_at FROM subscription_checkpoints \
+                                            WHERE name = $1), '-infinity') \
+              ORDER BY transaction_id, position LIMIT 1) \
+         INSERT INTO subscription_checkpoints AS current \
+                (name, transaction_id, position, owner_epoch) \
+         SELECT $1, coalesce((SELECT transaction_id FROM seed), 0), \
+                coalesce((SELECT position FROM seed), 0), 1 \
+         ON CONFLICT (name) DO UPDATE \
+            SET owner_epoch = current.owner_epoch + 1, \
+                transaction_id = coalesce((SELECT transaction_id FROM seed), current.transaction_id), \
+                position = coalesce((SELECT position FROM seed), current.position) \
+         RETURNING owner_epoch, transaction_id, position",
+    )
+    .bind(name)
+    .bind(layout.group)
+    .bind(layout.members)
+    .fetch_one(executor)
+    .await?;
+    Ok((
+        CheckpointLease {
+            name: name.to_owned(),
+            epoch,
+        },
+        LogCursor {
+            transaction_id,
+            position,
+        },
+    ))
+}
+
 /// The owner epoch of `name`'s newest lease (0: never leased).
 pub(crate) async fn current_epoch<'e>(
     executor: impl PgExecutor<'e>,

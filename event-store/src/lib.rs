@@ -32,12 +32,12 @@ mod traceparent;
 mod wakeups;
 
 pub use append::{AppendResult, AppendedEvent, StreamAppend};
-pub use checkpoints::{save as save_checkpoint, CheckpointLease};
+pub use checkpoints::{save as save_checkpoint, CheckpointLayout, CheckpointLease};
 pub use correlation::{CorrelationId, InvalidCorrelationId};
 pub use error::{FailureClass, StoreError};
 pub use event::{EventMetadata, NewEvent, RecordedEvent};
 pub use expected_version::ExpectedVersion;
-pub use log::{FlowPage, LogCursor, LogFilter};
+pub use log::{FlowPage, LogCursor, LogFilter, Partition};
 pub use log_epoch::LogEpochShift;
 pub use snapshots::Snapshot;
 pub use store::{EventStore, StoreOptions};

@@ -53,6 +53,114 @@ pub enum LogFilter {
     All,
     /// Streams whose id starts with `{category}-`.
     Category(String),
+    /// One member's share of a subscription split into a consumer group:
+    /// the streams of `category` (of every category when `None`) whose id
+    /// falls in `partition`.
+    Partition {
+        category: Option<String>,
+        partition: Partition,
+    },
+}
+
+impl LogFilter {
+    /// This filter's share of the log for one member of a consumer group.
+    pub fn partitioned(self, partition: Partition) -> LogFilter {
+        let category = match self {
+            LogFilter::All => None,
+            LogFilter::Category(category) => Some(category),
+            LogFilter::Partition { category, .. } => category,
+        };
+        LogFilter::Partition {
+            category,
+            partition,
+        }
+    }
+
+    fn category(&self) -> Option<&str> {
+        match self {
+            LogFilter::All => None,
+            LogFilter::Category(category) => Some(category),
+            LogFilter::Partition { category, .. } => category.as_deref(),
+        }
+    }
+
+    fn partition(&self) -> Option<Partition> {
+        match self {
+            LogFilter::Partition { partition, .. } => Some(*partition),
+            LogFilter::All | LogFilter::Category(_) => None,
+        }
+    }
+
+    /// The filter as SQL conditions on `events`, each followed by `AND`
+    /// (empty for `All`), numbering its parameters with `placeholder`;
+    /// [`LogFilter::bind`] binds them in the same order. The text differs
+    /// by shape rather than testing parameters for NULL, so each shape's
+    /// prepared statement can use the category index.
+    fn conditions(&self, mut placeholder: impl FnMut() -> String) -> String {
+        let mut sql = String::new();
+        if self.category().is_some() {
+            sql.push_str(&format!(
+                "split_part(stream_id, '-', 1) = {} AND ",
+                placeholder()
+            ));
+        }
+        if self.partition().is_some() {
+            sql.push_str(&format!(
+                "stream_partition(stream_id, {}) = {} AND ",
+                placeholder(),
+                placeholder()
+            ));
+        }
+        sql
+    }
+
+    fn bind<'q, O>(
+        &'q self,
+        mut query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+        if let Some(category) = self.category() {
+            query = query.bind(category);
+        }
+        if let Some(partition) = self.partition() {
+            query = query.bind(partition.count).bind(partition.index);
+        }
+        query
+    }
+}
+
+/// Member `index` of a consumer group of `count`: the streams whose id,
+/// without its category, hashes to `index` (`stream_partition` in
+/// `migrations/*_stream_partition.sql`: md5, so a stream never changes
+/// partition across PostgreSQL releases, and `order-42` and `payment-42`
+/// share one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Partition {
+    index: i32,
+    count: i32,
+}
+
+impl Partition {
+    /// The most partitions a subscription may be split into.
+    pub const MAX_COUNT: u32 = 64;
+
+    /// Member `index` of `count` (`index < count <= MAX_COUNT`).
+    pub fn new(index: u32, count: u32) -> Option<Partition> {
+        if index >= count || count > Self::MAX_COUNT {
+            return None;
+        }
+        Some(Partition {
+            index: i32::try_from(index).ok()?,
+            count: i32::try_from(count).ok()?,
+        })
+    }
+
+    pub fn index(self) -> u32 {
+        self.index.unsigned_abs()
+    }
+
+    pub fn count(self) -> u32 {
+        self.count.unsigned_abs()
+    }
 }
 
 /// The horizon below which every transaction has ended: events of older
@@ -93,17 +201,14 @@ async fn read(
     limit: i64,
     horizon: Option<AppendHorizon>,
 ) -> Result<Vec<RecordedEvent>, StoreError> {
-    // $1..$3 always; then the category and the horizon, numbered in turn
-    // (PostgreSQL refuses a bound parameter the text does not use).
+    // $1..$3 always; then the filter's and the horizon's, numbered in
+    // turn (PostgreSQL refuses a bound parameter the text does not use).
     let mut next = 4;
     let mut placeholder = || {
         next += 1;
         format!("${}", next - 1)
     };
-    let category = match filter {
-        LogFilter::All => String::new(),
-        LogFilter::Category(_) => format!("split_part(stream_id, '-', 1) = {} AND", placeholder()),
-    };
+    let conditions = filter.conditions(&mut placeholder);
     let below = match horizon {
         None => format!("transaction_id < {VISIBLE_HORIZON}"),
         Some(_) => format!(
@@ -114,17 +219,15 @@ async fn read(
     };
     let sql = format!(
         "SELECT {EVENT_COLUMNS} FROM events \
-         WHERE {category} transaction_id >= $1 AND (transaction_id, position) > ($1, $2) \
+         WHERE {conditions} transaction_id >= $1 AND (transaction_id, position) > ($1, $2) \
            AND {below} \
          ORDER BY transaction_id, position LIMIT $3"
     );
-    let mut query = sqlx::query_as::<_, RecordedEvent>(&sql)
+    let query = sqlx::query_as::<_, RecordedEvent>(&sql)
         .bind(after.transaction_id)
         .bind(after.position)
         .bind(limit);
-    if let LogFilter::Category(name) = filter {
-        query = query.bind(name.as_str());
-    }
+    let mut query = filter.bind(query);
     if let Some(horizon) = horizon {
         query = query
             .bind(horizon.transaction_id)
@@ -140,22 +243,23 @@ pub(crate) async fn count_between(
     until: LogCursor,
     filter: &LogFilter,
 ) -> Result<i64, StoreError> {
-    let category = match filter {
-        LogFilter::All => None,
-        LogFilter::Category(category) => Some(category.as_str()),
-    };
-    Ok(sqlx::query_scalar(
-        "SELECT count(*) FROM events WHERE (transaction_id, position) > ($1, $2) \
-           AND (transaction_id, position) <= ($3, $4) \
-           AND ($5::text IS NULL OR split_part(stream_id, '-', 1) = $5)",
-    )
-    .bind(after.transaction_id)
-    .bind(after.position)
-    .bind(until.transaction_id)
-    .bind(until.position)
-    .bind(category)
-    .fetch_one(pool)
-    .await?)
+    let mut next = 5;
+    let conditions = filter.conditions(|| {
+        next += 1;
+        format!("${}", next - 1)
+    });
+    let sql = format!(
+        "SELECT count(*) FROM events \
+          WHERE {conditions} (transaction_id, position) > ($1, $2) \
+            AND (transaction_id, position) <= ($3, $4)"
+    );
+    let query = sqlx::query_as::<_, (i64,)>(&sql)
+        .bind(after.transaction_id)
+        .bind(after.position)
+        .bind(until.transaction_id)
+        .bind(until.position);
+    let (count,) = filter.bind(query).fetch_one(pool).await?;
+    Ok(count)
 }
 
 /// The cursor of the last visible event, or [`LogCursor::START`].

@@ -10,9 +10,9 @@ use crate::horizon::{AppendHorizon, LogWatcher};
 use crate::wakeups::Wakeups;
 use crate::{
     append, checkpoints, log, log_epoch, snapshots, stream, subscribe, AppendResult, AsOf,
-    CheckpointLease, CorrelationId, ExpectedVersion, FlowPage, LogCursor, LogEpochShift, LogFilter,
-    NewEvent, RecordedEvent, Snapshot, StoreError, StreamAppend, StreamRead, SubscribeOptions,
-    Subscription,
+    CheckpointLayout, CheckpointLease, CorrelationId, ExpectedVersion, FlowPage, LogCursor,
+    LogEpochShift, LogFilter, NewEvent, RecordedEvent, Snapshot, StoreError, StreamAppend,
+    StreamRead, SubscribeOptions, Subscription,
 };
 
 /// How to connect.
@@ -334,6 +334,18 @@ impl EventStore {
         name: &str,
     ) -> Result<(CheckpointLease, LogCursor), StoreError> {
         checkpoints::take_lease(&self.inner.pool, name).await
+    }
+
+    /// Like [`EventStore::take_checkpoint_lease`], for `name`, one member
+    /// of a subscription's consumer-group `layout`: fences the group's
+    /// other layouts too, and starts from where they got to when they are
+    /// ahead of this checkpoint (see `checkpoints.rs`).
+    pub async fn take_checkpoint_lease_in_layout(
+        &self,
+        name: &str,
+        layout: CheckpointLayout<'_>,
+    ) -> Result<(CheckpointLease, LogCursor), StoreError> {
+        checkpoints::take_lease_in_layout(&self.inner.pool, name, layout).await
     }
 
     /// The owner epoch of `name`'s newest lease (0 if never leased): a

@@ -16,6 +16,7 @@
 //! [`operations`] is what operators call (status, parked, reset, rebuild).
 
 pub mod catalogue;
+pub mod consumer_groups;
 pub mod gateway;
 pub mod operations;
 mod reaction_span;

@@ -3,11 +3,12 @@
 //! out (see `runtime`), so they never race its live loop.
 
 use chrono::{DateTime, Utc};
-use event_store::{EventStore, LogCursor, LogFilter, StoreError};
+use event_store::{EventStore, LogCursor, LogFilter, Partition, StoreError};
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::catalogue::{self, CatalogueEntry, SubscriberKind, CATALOGUE, OPTIONAL};
+use crate::consumer_groups::Member;
 use crate::runtime::{
     enqueue_request, outcome_of, parked_at, RequestKind, RequestOutcome, SubscriptionState,
     PARKED_COUNT_SQL,
@@ -67,23 +68,64 @@ pub struct SubscriptionStatus {
 /// An owner that has not reported for this long is taken for dead.
 const STALE_AFTER_SECONDS: f64 = 15.0;
 
-/// The standard catalogue, and the optional subscriptions (the
-/// integration relay) that have run against this database.
-pub async fn listed_entries(
-    store: &EventStore,
-) -> Result<Vec<&'static CatalogueEntry>, OperationsError> {
-    let mut entries: Vec<&'static CatalogueEntry> = CATALOGUE.iter().collect();
-    for entry in OPTIONAL {
-        let reported: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT FROM subscription_status WHERE name = $1)")
-                .bind(entry.name)
-                .fetch_one(store.pool())
-                .await?;
-        if reported {
-            entries.push(entry);
+/// A subscription as operators see it: a catalogue entry, whole, or one
+/// member of it when it runs split (`consumer_groups.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedSubscription {
+    pub entry: &'static CatalogueEntry,
+    pub member: Member,
+}
+
+impl ListedSubscription {
+    pub fn name(&self) -> String {
+        self.member.name()
+    }
+
+    /// The events it reads: its category's, in its partition.
+    pub fn filter(&self) -> LogFilter {
+        let filter = match self.entry.category {
+            Some(category) => LogFilter::Category(category.to_owned()),
+            None => LogFilter::All,
+        };
+        match self.member.partition {
+            Some(partition) => filter.partitioned(partition),
+            None => filter,
         }
     }
-    Ok(entries)
+}
+
+/// The standard catalogue, and the optional subscriptions (the
+/// integration relay) that have run against this database; each as the
+/// layout that reported last (every member of a split one, whole
+/// otherwise).
+pub async fn listed_entries(
+    store: &EventStore,
+) -> Result<Vec<ListedSubscription>, OperationsError> {
+    let optional = OPTIONAL.iter().map(|entry| (entry, true));
+    let mut listed = Vec::new();
+    for (entry, only_once_run) in CATALOGUE.iter().map(|entry| (entry, false)).chain(optional) {
+        let latest: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM subscription_status \
+              WHERE name = $1 OR starts_with(name, $1 || '.') \
+              ORDER BY heartbeat_at DESC LIMIT 1",
+        )
+        .bind(entry.name)
+        .fetch_optional(store.pool())
+        .await?;
+        if only_once_run && latest.is_none() {
+            continue;
+        }
+        let count = latest
+            .and_then(|name| Member::parse(entry.name, &name))
+            .and_then(|member| member.partition)
+            .map_or(1, Partition::count);
+        listed.extend(
+            Member::layout(entry.name, count)
+                .into_iter()
+                .map(|member| ListedSubscription { entry, member }),
+        );
+    }
+    Ok(listed)
 }
 
 pub async fn subscription_statuses(
@@ -91,16 +133,13 @@ pub async fn subscription_statuses(
 ) -> Result<Vec<SubscriptionStatus>, OperationsError> {
     let head = store.head().await?;
     let mut statuses = Vec::new();
-    for entry in listed_entries(store).await? {
-        let name = entry.name;
+    for listed in listed_entries(store).await? {
+        let name = listed.name();
+        let name = name.as_str();
         let cursor = store.load_checkpoint(name).await?.unwrap_or_default();
         // Only the events the subscription reads count: a category
         // subscription's checkpoint stays on its last event of that category.
-        let filter = match entry.category {
-            Some(category) => LogFilter::Category(category.to_owned()),
-            None => LogFilter::All,
-        };
-        let lag = store.count_between(cursor, head, &filter).await?;
+        let lag = store.count_between(cursor, head, &listed.filter()).await?;
         let parked: i64 = sqlx::query_scalar(PARKED_COUNT_SQL)
             .bind(name)
             .fetch_one(store.pool())

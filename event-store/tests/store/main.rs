@@ -3,6 +3,7 @@
 
 mod append;
 mod concurrency;
+mod consumer_groups;
 mod correlation;
 mod helpers;
 mod leases;

@@ -19,6 +19,10 @@ pub(crate) enum RuntimeError {
     Handler(#[source] HandlerError),
     #[error("rebuild failed: {0}")]
     Rebuild(#[source] HandlerError),
+    /// A member of a split subscription that another process is now the
+    /// one to run (`group_registry.rs`): it lets go, cleanly.
+    #[error("handed over to the process preferred for it")]
+    HandedOver,
     #[error("the runtime is stopping")]
     Stopping,
     #[error("the log subscription ended")]

@@ -14,6 +14,7 @@
 //!   picks up (`requests.rs`), so they never race the live loop.
 
 mod error;
+mod group_registry;
 mod ownership;
 mod parking;
 mod rebuild;
@@ -31,6 +32,7 @@ use event_store::{EventStore, RecordedEvent};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::consumer_groups::Member;
 use crate::gateway::{PaymentGateway, SimulatedGateway};
 use crate::reactors::fulfilment::FulfilmentReactor;
 use crate::reactors::inventory::InventoryReactor;
@@ -96,6 +98,11 @@ pub struct RuntimeOptions {
     /// Streams a reactor handles at once (events of one stream are always
     /// handled in order).
     pub reactor_concurrency: usize,
+    /// Members every reactor is split into (a consumer group,
+    /// `consumer_groups.rs`): 1 runs each reactor whole. Every process of
+    /// one database should use the same number: processes of two layouts
+    /// fence each other off in turn.
+    pub reactor_partitions: u32,
     pub crash_before_checkpoint: Option<CrashHook>,
 }
 
@@ -112,6 +119,7 @@ impl Default for RuntimeOptions {
             rebuild_batch_size: 2000,
             ownership_interval: Duration::from_secs(5),
             reactor_concurrency: 8,
+            reactor_partitions: 1,
             crash_before_checkpoint: None,
         }
     }
@@ -123,6 +131,7 @@ impl std::fmt::Debug for RuntimeOptions {
             .field("fulfilment", &self.fulfilment)
             .field("max_attempts", &self.max_attempts)
             .field("batch_size", &self.batch_size)
+            .field("reactor_partitions", &self.reactor_partitions)
             .finish_non_exhaustive()
     }
 }
@@ -148,6 +157,12 @@ impl Subscriber {
             Subscriber::Projection(projection) => Some(projection.category()),
             Subscriber::Reactor(reactor) => reactor.category(),
         }
+    }
+
+    /// Whether the runtime splits it into members: reactors, when asked
+    /// to; never a projection (a rebuild needs one owner of every stream).
+    fn is_split(&self, options: &RuntimeOptions) -> bool {
+        matches!(self, Subscriber::Reactor(_)) && options.reactor_partitions > 1
     }
 }
 
@@ -196,19 +211,41 @@ impl SubscriptionRuntime {
     ) -> RuntimeHandle {
         let (stop, stopped) = watch::channel(false);
         let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
-        let tasks = subscribers
-            .into_iter()
-            .map(|subscriber| {
-                tokio::spawn(worker::run(
-                    store.clone(),
-                    subscriber,
-                    options.clone(),
-                    owner.clone(),
-                    stopped.clone(),
-                ))
-            })
+        let split: Vec<&'static str> = subscribers
+            .iter()
+            .filter(|subscriber| subscriber.is_split(&options))
+            .map(Subscriber::name)
             .collect();
-        RuntimeHandle { stop, tasks, owner }
+        let registry =
+            (!split.is_empty()).then(|| group_registry::GroupRegistry::new(store.clone(), split));
+        let mut tasks = Vec::new();
+        for subscriber in subscribers {
+            let count = if subscriber.is_split(&options) {
+                options.reactor_partitions
+            } else {
+                1
+            };
+            for member in Member::layout(subscriber.name(), count) {
+                let assignment = worker::Assignment {
+                    registry: member.partition.and(registry.clone()),
+                    subscriber: subscriber.clone(),
+                    member,
+                    owner: owner.clone(),
+                };
+                tasks.push(tokio::spawn(worker::run(
+                    store.clone(),
+                    assignment,
+                    options.clone(),
+                    stopped.clone(),
+                )));
+            }
+        }
+        RuntimeHandle {
+            stop,
+            tasks,
+            owner,
+            registry,
+        }
     }
 }
 
@@ -217,6 +254,7 @@ pub struct RuntimeHandle {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     owner: String,
+    registry: Option<group_registry::GroupRegistry>,
 }
 
 impl RuntimeHandle {
@@ -231,6 +269,9 @@ impl RuntimeHandle {
         for task in self.tasks {
             let _ = task.await;
         }
+        if let Some(registry) = self.registry {
+            registry.leave().await;
+        }
     }
 
     /// Stops every worker at once, wherever it is, as a crash would (tests).
@@ -240,6 +281,9 @@ impl RuntimeHandle {
         }
         for task in self.tasks {
             let _ = task.await;
+        }
+        if let Some(registry) = self.registry {
+            registry.leave().await;
         }
     }
 }

@@ -12,7 +12,9 @@
 //!   cannot commit anything more: two owners' effects never interleave.
 
 use super::status::SubscriptionState;
-use event_store::{CheckpointLease, EventStore, LogCursor};
+use event_store::{CheckpointLayout, CheckpointLease, EventStore, LogCursor};
+
+use crate::consumer_groups::Member;
 use sqlx::{Connection, PgConnection};
 
 /// Advisory lock class for subscriptions (class 1 is stream locks).
@@ -34,24 +36,53 @@ pub(crate) struct Ownership {
 }
 
 impl Ownership {
-    /// Takes the lock of `subscription` if no one holds it, then a new
-    /// checkpoint lease; returns them with the checkpoint to resume from.
+    /// Takes the lock of `member` if no one holds it, then a new
+    /// checkpoint lease in its layout; returns them with the checkpoint to
+    /// resume from.
+    ///
+    /// A member of a split subscription also holds the subscription's own
+    /// lock, shared: the whole subscription's owner takes it exclusively,
+    /// so it and the members of a split never run side by side (their
+    /// leases fence each other as well: `take_checkpoint_lease_in_layout`).
     pub(crate) async fn try_acquire(
         store: &EventStore,
-        subscription: &str,
+        member: &Member,
     ) -> Result<Option<(Ownership, LogCursor)>, event_store::StoreError> {
+        let name = member.name();
         let options = store.pool().connect_options();
         let mut connection = PgConnection::connect_with(&options).await?;
-        let acquired: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext($2))")
+        let acquired: bool = if member.partition.is_some() {
+            sqlx::query_scalar(
+                "SELECT pg_try_advisory_lock_shared($1, hashtext($2)) \
+                    AND pg_try_advisory_lock($1, hashtext($3))",
+            )
             .bind(LOCK_CLASS)
-            .bind(subscription)
+            .bind(member.subscription)
+            .bind(&name)
             .fetch_one(&mut connection)
-            .await?;
+            .await?
+        } else {
+            sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext($2))")
+                .bind(LOCK_CLASS)
+                .bind(&name)
+                .fetch_one(&mut connection)
+                .await?
+        };
         if !acquired {
+            // Closing the session releases whichever of the two it got.
             connection.close().await?;
             return Ok(None);
         }
-        let (lease, cursor) = store.take_checkpoint_lease(subscription).await?;
+        let members = member.layout_names();
+        let (lease, cursor) = store
+            .take_checkpoint_lease_in_layout(
+                &name,
+                CheckpointLayout {
+                    group: member.subscription,
+                    members: &members,
+                },
+            )
+            .await?;
         Ok(Some((Ownership { connection, lease }, cursor)))
     }
 

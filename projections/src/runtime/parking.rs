@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 
 use event_store::RecordedEvent;
+
+use crate::consumer_groups::Member;
 use sqlx::{PgExecutor, PgPool};
 
 pub(crate) const PARKED_COUNT_SQL: &str =
@@ -38,6 +40,38 @@ pub(crate) async fn park<'e>(
     .execute(executor)
     .await?;
     Ok(())
+}
+
+/// Makes the parked events of the subscription's other layouts (split
+/// another way, or not split) whose streams `member` reads its own, so a
+/// stream's parked events follow it into the layout that runs now and its
+/// later events keep waiting behind them. Call it with the member's lease
+/// confirmed in the same transaction.
+pub(crate) async fn adopt_from_other_layouts<'e>(
+    executor: impl PgExecutor<'e>,
+    member: &Member,
+) -> Result<u64, sqlx::Error> {
+    let (count, index) = match member.partition {
+        Some(partition) => (
+            Some(i64::from(partition.count())),
+            Some(i64::from(partition.index())),
+        ),
+        None => (None, None),
+    };
+    let adopted = sqlx::query(
+        "UPDATE parked_events SET subscription = $1 \
+          WHERE (subscription = $2 OR starts_with(subscription, $2 || '.')) \
+            AND subscription <> ALL($3) \
+            AND ($4::int IS NULL OR stream_partition(stream_id, $4::int) = $5::int)",
+    )
+    .bind(member.name())
+    .bind(member.subscription)
+    .bind(member.layout_names())
+    .bind(count)
+    .bind(index)
+    .execute(executor)
+    .await?;
+    Ok(adopted.rows_affected())
 }
 
 /// Parks `event` untried, behind its stream's failing head at `head`.

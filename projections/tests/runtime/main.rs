@@ -3,6 +3,7 @@
 
 mod batches;
 mod choreography;
+mod consumer_groups;
 mod contention;
 mod failures;
 mod helpers;

@@ -18,29 +18,54 @@ use tokio::sync::watch;
 
 use self::operator_requests::RunningRebuild;
 use super::error::RuntimeError;
+use super::group_registry::GroupRegistry;
 use super::ownership::{CheckIn, Ownership};
 use super::requests;
 use super::retry::backoff;
 use super::status::{self, SubscriptionState};
 use super::{RuntimeOptions, Subscriber};
+use crate::consumer_groups::Member;
 
 mod operator_requests;
 mod projecting;
 mod reacting;
 
-/// Runs one subscription until `stopped` turns true.
+/// What a worker runs: which subscriber, which share of its log, as whom.
+pub(crate) struct Assignment {
+    pub(crate) subscriber: Subscriber,
+    pub(crate) member: Member,
+    pub(crate) owner: String,
+    /// Who runs which member of a split subscription; `None` for one that
+    /// is not split.
+    pub(crate) registry: Option<GroupRegistry>,
+}
+
+/// Runs one subscription (or one member of a split one) until `stopped`
+/// turns true.
 pub(crate) async fn run(
     store: EventStore,
-    subscriber: Subscriber,
+    assignment: Assignment,
     options: RuntimeOptions,
-    owner: String,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let name = subscriber.name();
+    let Assignment {
+        subscriber,
+        member,
+        owner,
+        registry,
+    } = assignment;
+    let member_name = member.name();
+    let name = member_name.as_str();
     let mut failures = 0;
     // A dropped `RuntimeHandle` stops the runtime too (`has_changed` errs).
     while !*stopped.borrow() && stopped.has_changed().is_ok() {
-        let (ownership, cursor) = match Ownership::try_acquire(&store, name).await {
+        if let Some(registry) = &registry {
+            if !registry.prefers(&member).await {
+                pause(&mut stopped, options.ownership_interval).await;
+                continue;
+            }
+        }
+        let (ownership, cursor) = match Ownership::try_acquire(&store, &member).await {
             Ok(Some(acquired)) => acquired,
             Ok(None) => {
                 pause(&mut stopped, options.ownership_interval).await;
@@ -56,6 +81,9 @@ pub(crate) async fn run(
         let mut worker = Worker {
             store: store.clone(),
             subscriber: subscriber.clone(),
+            member: member.clone(),
+            member_name: member_name.clone(),
+            registry: registry.clone(),
             options: options.clone(),
             owner: owner.clone(),
             ownership,
@@ -70,6 +98,9 @@ pub(crate) async fn run(
         let Worker { ownership, .. } = worker;
         ownership.release().await;
         match outcome {
+            Err(RuntimeError::HandedOver) => {
+                tracing::info!(subscription = name, %owner, "handed over to the process now preferred for it");
+            }
             Ok(()) | Err(RuntimeError::Stopping) => {
                 let _ = status::report(store.pool(), name, None, SubscriptionState::Stopped).await;
             }
@@ -97,6 +128,12 @@ async fn pause(stopped: &mut watch::Receiver<bool>, delay: Duration) {
 struct Worker {
     store: EventStore,
     subscriber: Subscriber,
+    /// Its share of the subscriber's log, and that share's name (the
+    /// subscriber's own when it is not split), which its checkpoint,
+    /// status, parked events and requests are kept under.
+    member: Member,
+    member_name: String,
+    registry: Option<GroupRegistry>,
     options: RuntimeOptions,
     owner: String,
     ownership: Ownership,
@@ -113,11 +150,12 @@ struct Worker {
 }
 
 impl Worker {
-    fn name(&self) -> &'static str {
-        self.subscriber.name()
+    fn name(&self) -> &str {
+        &self.member_name
     }
 
     async fn run(&mut self) -> Result<(), RuntimeError> {
+        self.adopt_parked_events().await?;
         self.blocked = super::parking::blocked_streams(self.store.pool(), self.name()).await?;
         let mut reported = self.state();
         status::report(self.store.pool(), self.name(), Some(&self.owner), reported).await?;
@@ -138,10 +176,16 @@ impl Worker {
                         self.caught_up = self.nothing_after_cursor().await?;
                     }
                     reported = self.state();
-                    match self.ownership.check_in(&self.owner, reported).await {
+                    let requests_waiting = match self.ownership.check_in(&self.owner, reported).await {
                         CheckIn::Owner { requests_waiting } => requests_waiting,
                         CheckIn::NotOwner => return Err(RuntimeError::LostOwnership),
+                    };
+                    if let Some(registry) = &self.registry {
+                        if !registry.prefers(&self.member).await {
+                            return Err(RuntimeError::HandedOver);
+                        }
                     }
+                    requests_waiting
                 }
                 changed = submitted.changed() => changed.is_ok(),
                 finished = operator_requests::wait_for_rebuild(&mut self.rebuild) => {
@@ -184,11 +228,33 @@ impl Worker {
         }
     }
 
+    /// Takes over the parked events another layout of this subscription
+    /// left for the streams this member reads (`parking.rs`).
+    async fn adopt_parked_events(&self) -> Result<(), RuntimeError> {
+        let mut transaction = self.store.pool().begin().await?;
+        self.ownership
+            .lease()
+            .confirm(&mut *transaction)
+            .await
+            .map_err(|error| RuntimeError::from(error).or_lost_ownership())?;
+        let adopted =
+            super::parking::adopt_from_other_layouts(&mut *transaction, &self.member).await?;
+        transaction.commit().await?;
+        if adopted > 0 {
+            tracing::info!(
+                subscription = self.name(),
+                adopted,
+                "took over parked events of another layout"
+            );
+        }
+        Ok(())
+    }
+
     fn subscribe(&self) -> Subscription {
         self.store.subscribe(
             self.cursor,
             SubscribeOptions {
-                filter: self.subscriber.filter(),
+                filter: self.filter(),
                 batch_size: i64::try_from(self.options.batch_size).unwrap_or(500),
                 ..SubscribeOptions::default()
             },
@@ -199,7 +265,7 @@ impl Worker {
     async fn nothing_after_cursor(&self) -> Result<bool, RuntimeError> {
         Ok(!self
             .store
-            .has_events_after(self.cursor, &self.subscriber.filter())
+            .has_events_after(self.cursor, &self.filter())
             .await?)
     }
 
@@ -226,6 +292,15 @@ impl Worker {
         }
         self.cursor = last;
         Ok(())
+    }
+
+    /// The events this worker reads: its subscriber's, in its partition.
+    fn filter(&self) -> LogFilter {
+        let filter = self.subscriber.filter();
+        match self.member.partition {
+            Some(partition) => filter.partitioned(partition),
+            None => filter,
+        }
     }
 
     fn crash_if_asked(&self, batch: &[RecordedEvent]) -> Result<(), RuntimeError> {

@@ -227,7 +227,8 @@ impl Worker {
         let subscriber = self.subscriber.clone();
         let lease = self.ownership.lease().clone();
         let pool = self.store.pool().clone();
-        let name = self.name();
+        let member_name = self.member_name.clone();
+        let name = member_name.as_str();
         retry(&self.options, name, &mut self.stopped, || {
             let subscriber = subscriber.clone();
             let lease = lease.clone();

@@ -82,7 +82,7 @@ impl Worker {
             return Ok(());
         }
         let pool = self.store.pool().clone();
-        let outcome = retry(&self.options, self.name(), &mut self.stopped, || {
+        let outcome = retry(&self.options, &self.member_name, &mut self.stopped, || {
             let pool = pool.clone();
             let lease = lease.clone();
             async move {
