@@ -13,7 +13,9 @@
 //!
 //! Start reading at [`runtime`] (`SubscriptionRuntime::start`), then the
 //! read models in [`read_models`] and the reactors in [`reactors`];
-//! [`operations`] is what operators call (status, parked, reset, rebuild).
+//! [`operations`] is what operators call (status, parked, reset, rebuild);
+//! [`consumer_groups`] how a reactor is split into members that several
+//! processes share.
 
 pub mod catalogue;
 pub mod consumer_groups;
