@@ -262,6 +262,23 @@ pub(crate) async fn count_between(
     Ok(count)
 }
 
+/// The event at `cursor`, whatever the horizon: for a reader that was
+/// handed that event before (a subscriber replaying what it parked), so
+/// its transaction has committed. A one-off read of the log could hide it
+/// behind an unrelated transaction that is still open.
+pub(crate) async fn read_at(
+    pool: &PgPool,
+    cursor: LogCursor,
+) -> Result<Option<RecordedEvent>, StoreError> {
+    Ok(sqlx::query_as::<_, RecordedEvent>(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE transaction_id = $1 AND position = $2"
+    ))
+    .bind(cursor.transaction_id)
+    .bind(cursor.position)
+    .fetch_optional(pool)
+    .await?)
+}
+
 /// The cursor of the last visible event, or [`LogCursor::START`].
 pub(crate) async fn head(pool: &PgPool) -> Result<LogCursor, StoreError> {
     let row: Option<(i64, i64)> = sqlx::query_as(&format!(

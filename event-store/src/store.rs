@@ -230,6 +230,15 @@ impl EventStore {
         stream::stream_version_as_of(&self.inner.pool, stream_id, as_of).await
     }
 
+    /// The event at `cursor`, which the caller was handed before (so it
+    /// is committed): visible whatever transaction is still open.
+    pub async fn read_event_at(
+        &self,
+        cursor: LogCursor,
+    ) -> Result<Option<RecordedEvent>, StoreError> {
+        log::read_at(&self.inner.pool, cursor).await
+    }
+
     /// Up to `limit` events after `after` in log order: gap-free, so
     /// paging by the last event's cursor never skips or repeats one.
     pub async fn read_log(

@@ -144,7 +144,11 @@ impl Worker {
             let mut all_handled = true;
             for (transaction_id, position) in parked {
                 let Some(event) = self.read_event(transaction_id, position).await? else {
-                    continue;
+                    // Never skip it: the stream stays blocked behind it.
+                    tracing::warn!(subscription = self.name(), position, %stream,
+                        "a parked event is not in the log; its stream stays parked");
+                    all_handled = false;
+                    break;
                 };
                 match self.replay_one(&event).await {
                     Ok(()) => {}
@@ -264,12 +268,16 @@ impl Worker {
         transaction_id: i64,
         position: i64,
     ) -> Result<Option<RecordedEvent>, RuntimeError> {
-        let before = LogCursor {
-            transaction_id,
-            position: position - 1,
-        };
-        let events = self.store.read_log(before, 1).await?;
-        Ok(events.into_iter().find(|event| event.position == position))
+        // It was delivered to this subscription, so it has committed: read
+        // it directly, not below a horizon that another open transaction
+        // could hold back (it would look absent and be skipped).
+        Ok(self
+            .store
+            .read_event_at(LogCursor {
+                transaction_id,
+                position,
+            })
+            .await?)
     }
 
     /// Completes a background rebuild: catch up, swap it in and restart
