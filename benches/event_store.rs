@@ -41,12 +41,14 @@ use event_store::{
     SubscribeOptions,
 };
 use futures::StreamExt;
-use hdrhistogram::Histogram;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use support::{bench_server, env_number, sample_event_data, thousands, with_database, BenchResult};
+use support::{
+    bench_server, env_number, latency_histogram, micros, millis, quantile_ms, sample_event_data,
+    thousands, with_database, BenchResult, EVENT_COLUMNS,
+};
 
 const SINGLE_CONCURRENCY: [usize; 3] = [1, 16, 64];
 const BATCH_CONCURRENCY: [usize; 2] = [1, 16];
@@ -60,10 +62,6 @@ const LATENCY_DURATION: Duration = Duration::from_secs(5);
 const APPEND_TARGET: f64 = 0.8;
 const CATCHUP_TARGET: f64 = 0.7;
 const LATENCY_P99_TARGET: Duration = Duration::from_millis(10);
-
-/// The columns of `RecordedEvent`, in its order.
-const EVENT_COLUMNS: &str = "position, transaction_id, stream_id, stream_version, event_id, \
-     event_type, schema_version, data, metadata, correlation_id, causation_id, recorded_at";
 
 /// The columns an insert names (all but the identity `position`); a macro
 /// so that statements can be `concat!`ed into constants.
@@ -532,7 +530,7 @@ async fn latency(url: &str) -> BenchResult<String> {
     let subscriber = tokio::spawn({
         let started_at = started_at.clone();
         async move {
-            let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+            let mut histogram = latency_histogram();
             let mut received = 0;
             while received < total {
                 let event = tokio::time::timeout(Duration::from_secs(10), subscription.next())
@@ -545,7 +543,7 @@ async fn latency(url: &str) -> BenchResult<String> {
                     .map_err(|_| "the start-time map is poisoned")?
                     .remove(&event.event_id)
                     .ok_or("the subscriber saw an event nobody appended")?;
-                histogram.record(u64::try_from((now - start).as_micros())?.max(1))?;
+                histogram.record(micros(now - start))?;
                 received += 1;
             }
             Ok::<_, Box<dyn Error + Send + Sync>>(histogram)
@@ -556,7 +554,7 @@ async fn latency(url: &str) -> BenchResult<String> {
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // How long the append call itself takes, to tell a slow append from
     // a slow delivery.
-    let mut append_histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut append_histogram = latency_histogram();
     for _ in 0..total {
         ticks.tick().await;
         let event = sample_event();
@@ -568,7 +566,7 @@ async fn latency(url: &str) -> BenchResult<String> {
         store
             .append_to_stream(&new_stream_id(), ExpectedVersion::NoStream, vec![event])
             .await?;
-        append_histogram.record(u64::try_from(start.elapsed().as_micros())?.max(1))?;
+        append_histogram.record(micros(start.elapsed()))?;
     }
     let histogram = subscriber.await??;
     store.pool().close().await;
@@ -576,9 +574,6 @@ async fn latency(url: &str) -> BenchResult<String> {
     let p50 = Duration::from_micros(histogram.value_at_quantile(0.50));
     let p99 = Duration::from_micros(histogram.value_at_quantile(0.99));
     let max = Duration::from_micros(histogram.max());
-    let quantile_ms = |histogram: &Histogram<u64>, quantile| {
-        millis(Duration::from_micros(histogram.value_at_quantile(quantile)))
-    };
     Ok(format!(
         "append-to-subscriber latency, {total} events at {LATENCY_RATE_PER_SECOND}/s: \
          p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (target p99 < {} ms: {}); \
@@ -595,10 +590,6 @@ async fn latency(url: &str) -> BenchResult<String> {
         quantile_ms(&append_histogram, 0.50),
         quantile_ms(&append_histogram, 0.99),
     ))
-}
-
-fn millis(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
 }
 
 fn ratio_line(label: &str, store: f64, raw: f64, unit: &str, target: Option<f64>) -> String {

@@ -57,17 +57,20 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{Channel, ExchangeKind};
-use pg_embedded::{Cluster, ClusterOptions};
-use projections::runtime::{standard_subscribers, RuntimeOptions, SubscriptionRuntime};
+use pg_embedded::ClusterOptions;
+use projections::runtime::{
+    standard_subscribers, RuntimeHandle, RuntimeOptions, SubscriptionRuntime,
+};
 use relay::{IntegrationRelay, RelayConfig};
 use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use measure::{
     booking_rate, commit_rate, commit_times, report, sample_backlog, sample_relay_lag,
     wait_until_booked, wait_until_delivered,
 };
-use support::{env_number, with_database, BenchResult};
+use support::{bench_server_with, env_number, with_database, with_migrated_database, BenchResult};
 
 const WARM_UP_ORDERS: usize = 20;
 const SHIPPED: &str = "order.shipped.v1";
@@ -79,28 +82,21 @@ type Deliveries = Arc<Mutex<HashMap<Uuid, DateTime<Utc>>>>;
 fn main() -> BenchResult<()> {
     let rate: u64 = env_number("BENCH_RATE", 100)?;
     let seconds: u64 = env_number("BENCH_SECONDS", 20)?;
-    // Started before the runtime: starting a cluster blocks.
-    let (admin_url, cluster) = match std::env::var("DATABASE_URL") {
-        Ok(url) => (url, None),
-        Err(_) => {
-            eprintln!(
-                "starting a private PostgreSQL cluster (durable settings, commit timestamps)"
-            );
-            let mut options = ClusterOptions::default();
-            options
-                .settings
-                .push(("track_commit_timestamp".into(), "on".into()));
-            let cluster = Cluster::start_temporary(&options)?;
-            (cluster.url("postgres"), Some(cluster))
-        }
-    };
+    // Started before the runtime: starting a cluster blocks. Durable
+    // settings, and commit timestamps for the latencies.
+    let mut options = ClusterOptions::default();
+    options
+        .settings
+        .push(("track_commit_timestamp".into(), "on".into()));
+    let (admin_url, cluster) = bench_server_with(&options)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let finance_admin_url = admin_url.clone();
-    let outcome = runtime.block_on(with_database(&admin_url, |url, _| async move {
-        let finance_url = create_finance_database(&finance_admin_url).await?;
-        run(&url, &finance_url, rate.max(1), seconds.max(1)).await
+    let outcome = runtime.block_on(with_database(&admin_url, |url, _| async {
+        with_migrated_database(&admin_url, &finance::MIGRATOR, |finance_url, _| async move {
+            run(&url, &finance_url, rate.max(1), seconds.max(1)).await
+        })
+        .await
     }));
     drop(runtime);
     if let Some(cluster) = cluster {
@@ -109,27 +105,8 @@ fn main() -> BenchResult<()> {
     outcome
 }
 
-async fn create_finance_database(admin_url: &str) -> BenchResult<String> {
-    let name = format!("bench_finance_{}", Uuid::new_v4().simple());
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(admin_url)
-        .await?;
-    sqlx::query(&format!(r#"CREATE DATABASE "{name}""#))
-        .execute(&admin)
-        .await?;
-    admin.close().await;
-    let options: sqlx::postgres::PgConnectOptions = admin_url.parse()?;
-    let url = sqlx::ConnectOptions::to_url_lossy(&options.database(&name)).to_string();
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&url)
-        .await?;
-    finance::MIGRATOR.run(&pool).await?;
-    pool.close().await;
-    Ok(url)
-}
-
+/// The whole measurement: set-up, a warm-up, the measured open loop, the
+/// report, and the broker's names removed.
 async fn run(orders_url: &str, finance_url: &str, rate: u64, seconds: u64) -> BenchResult<()> {
     let broker = rabbitmq_embedded::TestBroker::shared().await?;
     let amqp_url = broker.url().to_owned();
@@ -146,23 +123,16 @@ async fn run(orders_url: &str, finance_url: &str, rate: u64, seconds: u64) -> Be
     let with_finance = std::env::var("BENCH_FINANCE").as_deref() != Ok("off");
     // Finance first: its queue must be bound before the relay publishes.
     let (stop_finance, finance_stopped) = tokio::sync::oneshot::channel::<()>();
-    let listen = "127.0.0.1:0".parse()?;
-    let finance = with_finance.then(|| {
-        tokio::spawn(finance::run(
-            FinanceConfig {
-                database_url: finance_url.to_owned(),
-                amqp_url: amqp_url.clone(),
-                topology: topology.clone(),
-                prefetch: 16,
-                listen,
-                admin_token: None,
-                http: finance::HttpLimits::default(),
-            },
-            async move {
-                let _ = finance_stopped.await;
-            },
-        ))
-    });
+    let finance = if with_finance {
+        Some(start_finance(
+            finance_url,
+            &amqp_url,
+            &topology,
+            finance_stopped,
+        )?)
+    } else {
+        None
+    };
     let connection = rabbitmq_embedded::connect_amqp(&amqp_url).await?;
     if with_finance
         && !rabbitmq_embedded::wait_for_queue(&connection, &topology.dead_letter_queue, PATIENCE)
@@ -178,6 +148,76 @@ async fn run(orders_url: &str, finance_url: &str, rate: u64, seconds: u64) -> Be
     let store = EventStore::connect(orders_url, &StoreOptions::default()).await?;
     let executor = CommandExecutor::new(store.clone(), ExecutorOptions::default());
     let skus: usize = env_number("BENCH_SKUS", 20)?;
+    stock(&executor, skus).await?;
+    let subscriptions = start_subscriptions(&executor, &amqp_url, &exchange)?;
+    let finance_pool = PgPoolOptions::new()
+        .max_connections(2)
+        .connect(finance_url)
+        .await?;
+    if with_finance {
+        print_ceilings(&finance_pool).await?;
+    }
+
+    let done = Done {
+        with_finance,
+        finance_pool: finance_pool.clone(),
+        deliveries: deliveries.clone(),
+    };
+    // Warm-up: connections opened, caches filled, nothing measured.
+    let warm_up = place_open_loop(&executor, skus, 50, WARM_UP_ORDERS).await;
+    done.wait_for(warm_up.len()).await?;
+    let load = Load {
+        rate,
+        seconds,
+        skus,
+    };
+    let measured = measure(
+        &executor,
+        &done,
+        load,
+        warm_up.len(),
+        &connection,
+        &topology,
+    )
+    .await?;
+    report_run(&store, &finance_pool, &done, &measured).await?;
+
+    subscriptions.shutdown().await;
+    let _ = stop_finance.send(());
+    if let Some(finance) = finance {
+        let _ = finance.await;
+    }
+    remove_names(&channel, &topology).await;
+    let _ = connection.close(200, "bench over").await;
+    Ok(())
+}
+
+/// Finance in this process, on its own database, consuming `topology`;
+/// it stops when `stopped` resolves.
+fn start_finance(
+    finance_url: &str,
+    amqp_url: &str,
+    topology: &Topology,
+    stopped: tokio::sync::oneshot::Receiver<()>,
+) -> BenchResult<tokio::task::JoinHandle<Result<(), finance::RunError>>> {
+    Ok(tokio::spawn(finance::run(
+        FinanceConfig {
+            database_url: finance_url.to_owned(),
+            amqp_url: amqp_url.to_owned(),
+            topology: topology.clone(),
+            prefetch: 16,
+            listen: "127.0.0.1:0".parse()?,
+            admin_token: None,
+            http: finance::HttpLimits::default(),
+        },
+        async move {
+            let _ = stopped.await;
+        },
+    )))
+}
+
+/// Stock for the whole run in each of `skus` SKUs.
+async fn stock(executor: &CommandExecutor, skus: usize) -> BenchResult<()> {
     for sku in 0..skus {
         let receive = InventoryCommand::Receive {
             sku: Sku::parse(format!("BENCH-{sku}"))?,
@@ -192,8 +232,19 @@ async fn run(orders_url: &str, finance_url: &str, rate: u64, seconds: u64) -> Be
             )
             .await?;
     }
+    Ok(())
+}
+
+/// The choreography's subscriptions and the relay, publishing to
+/// `exchange`, as `serve` runs them.
+fn start_subscriptions(
+    executor: &CommandExecutor,
+    amqp_url: &str,
+    exchange: &str,
+) -> BenchResult<RuntimeHandle> {
+    let store = executor.store().clone();
     let options = RuntimeOptions::default();
-    let mut subscribers = standard_subscribers(&executor, &options);
+    let mut subscribers = standard_subscribers(executor, &options);
     subscribers.push(IntegrationRelay::subscriber(
         store.clone(),
         RelayConfig {
@@ -201,43 +252,81 @@ async fn run(orders_url: &str, finance_url: &str, rate: u64, seconds: u64) -> Be
                 "BENCH_RELAY_STREAMS",
                 RelayConfig::DEFAULT_STREAMS_IN_FLIGHT,
             )?,
-            ..RelayConfig::new(amqp_url.clone(), exchange.clone())
+            ..RelayConfig::new(amqp_url.to_owned(), exchange.to_owned())
         },
     ));
-    let subscriptions = SubscriptionRuntime::start_with(store.clone(), subscribers, options);
-    let finance_pool = PgPoolOptions::new()
-        .max_connections(2)
-        .connect(finance_url)
-        .await?;
+    Ok(SubscriptionRuntime::start_with(store, subscribers, options))
+}
 
-    if with_finance {
-        println!(
-            "one connection's durable commits on this server: {:.0}/s (Finance commits once per message)",
-            commit_rate(&finance_pool).await?
-        );
-        println!(
-            "Finance's booking path alone (no broker), one message after another: {:.0}/s",
-            booking_rate(&finance_pool).await?
-        );
-    }
-    let wait_until_done = |orders: usize| {
-        let (finance_pool, deliveries) = (finance_pool.clone(), deliveries.clone());
-        async move {
-            if with_finance {
-                wait_until_booked(&finance_pool, orders).await
-            } else {
-                wait_until_delivered(&deliveries, orders).await
-            }
+/// What this server allows Finance at most, measured before the load.
+async fn print_ceilings(finance_pool: &PgPool) -> BenchResult<()> {
+    println!(
+        "one connection's durable commits on this server: {:.0}/s (Finance commits once per message)",
+        commit_rate(finance_pool).await?
+    );
+    println!(
+        "Finance's booking path alone (no broker), one message after another: {:.0}/s",
+        booking_rate(finance_pool).await?
+    );
+    Ok(())
+}
+
+/// When orders are through: booked by Finance, or (without it) delivered
+/// to the bench's queue.
+struct Done {
+    with_finance: bool,
+    finance_pool: PgPool,
+    deliveries: Deliveries,
+}
+
+impl Done {
+    async fn wait_for(&self, orders: usize) -> BenchResult<()> {
+        if self.with_finance {
+            wait_until_booked(&self.finance_pool, orders).await
+        } else {
+            wait_until_delivered(&self.deliveries, orders).await
         }
-    };
-    // Warm-up: connections opened, caches filled, nothing measured.
-    let warm_up = place_open_loop(&executor, skus, 50, WARM_UP_ORDERS).await;
-    wait_until_done(warm_up.len()).await?;
+    }
+}
 
+/// The measured load: `rate` orders/s for `seconds` over `skus` SKUs.
+#[derive(Clone, Copy)]
+struct Load {
+    rate: u64,
+    seconds: u64,
+    skus: usize,
+}
+
+/// What the measured load left to report.
+struct Measured {
+    placed: Vec<Uuid>,
+    /// When the first measured order was placed.
+    from: DateTime<Utc>,
+    placing: Duration,
+    drained: Duration,
+    max_backlog: u32,
+}
+
+/// The open loop, with the Finance inbox's backlog and the relay's lag
+/// sampled until every order is through; `earlier` orders (the warm-up's)
+/// are through already.
+async fn measure(
+    executor: &CommandExecutor,
+    done: &Done,
+    load: Load,
+    earlier: usize,
+    connection: &lapin::Connection,
+    topology: &Topology,
+) -> BenchResult<Measured> {
+    let Load {
+        rate,
+        seconds,
+        skus,
+    } = load;
     let total = usize::try_from(rate * seconds)?;
     println!("open loop: {rate} orders/s for {seconds} s ({total} orders)");
     let backlog = Arc::new(AtomicU32::new(0));
-    let sampling = if with_finance {
+    let sampling = if done.with_finance {
         Some(tokio::spawn(sample_backlog(
             connection.create_channel().await?,
             topology.queue.clone(),
@@ -247,69 +336,86 @@ async fn run(orders_url: &str, finance_url: &str, rate: u64, seconds: u64) -> Be
         None
     };
     let relay_lag = Arc::new(AtomicI64::new(0));
-    let sampling_lag = tokio::spawn(sample_relay_lag(store.clone(), relay_lag.clone()));
+    let sampling_lag = tokio::spawn(sample_relay_lag(
+        executor.store().clone(),
+        relay_lag.clone(),
+    ));
     let started = Instant::now();
-    let measured_from = Utc::now();
-    let placed = place_open_loop(&executor, skus, rate, total).await;
+    let from = Utc::now();
+    let placed = place_open_loop(executor, skus, rate, total).await;
     let placing = started.elapsed();
-    wait_until_done(warm_up.len() + placed.len()).await?;
+    done.wait_for(earlier + placed.len()).await?;
     let drained = started.elapsed();
     if let Some(sampling) = sampling {
         sampling.abort();
     }
     sampling_lag.abort();
-    let max_backlog = backlog.load(Ordering::Relaxed);
     println!(
         "largest relay lag sampled: {} log positions behind the head",
         relay_lag.load(Ordering::Relaxed)
     );
+    Ok(Measured {
+        placed,
+        from,
+        placing,
+        drained,
+        max_backlog: backlog.load(Ordering::Relaxed),
+    })
+}
 
+/// Commit times read from both databases, what Finance got through, and
+/// the latencies.
+async fn report_run(
+    store: &EventStore,
+    finance_pool: &PgPool,
+    done: &Done,
+    measured: &Measured,
+) -> BenchResult<()> {
     let shipped = commit_times(
         store.pool(),
         "SELECT substr(stream_id, 7)::uuid, {ts} FROM events WHERE event_type = 'OrderShipped'",
     )
     .await?;
     let booked = commit_times(
-        &finance_pool,
+        finance_pool,
         "SELECT order_id::uuid, {ts} FROM journal_entries WHERE contract = 'order.shipped.v1'",
     )
     .await?;
-    let booked = with_finance.then_some(&booked);
+    let booked = done.with_finance.then_some(&booked);
     // What Finance got through: every message it handled (booked or
     // ignored) from the first to the last of the measured load.
-    if with_finance {
+    if done.with_finance {
         let (handled, span): (i64, f64) = sqlx::query_as(
         "SELECT count(*), coalesce(extract(epoch FROM max(processed_at) - min(processed_at))::float8, 0) \
            FROM inbox WHERE processed_at >= $1",
     )
-    .bind(measured_from)
-    .fetch_one(&finance_pool)
+    .bind(measured.from)
+    .fetch_one(finance_pool)
     .await?;
         println!(
             "Finance handled {handled} messages ({:.1} per order) at {:.0} messages/s",
-            handled as f64 / placed.len().max(1) as f64,
+            handled as f64 / measured.placed.len().max(1) as f64,
             handled as f64 / span.max(0.001)
         );
     }
-    let delivered = deliveries
+    let delivered = done
+        .deliveries
         .lock()
         .map_err(|_| "the consumer panicked")?
         .clone();
     report(
-        &placed,
+        &measured.placed,
         &shipped,
         booked,
         &delivered,
-        placing,
-        drained,
-        max_backlog,
-    )?;
+        measured.placing,
+        measured.drained,
+        measured.max_backlog,
+    )
+}
 
-    subscriptions.shutdown().await;
-    let _ = stop_finance.send(());
-    if let Some(finance) = finance {
-        let _ = finance.await;
-    }
+/// Removes Finance's queues and the bench's exchange from the broker.
+async fn remove_names(channel: &Channel, topology: &Topology) {
     for queue in [&topology.queue, &topology.dead_letter_queue]
         .into_iter()
         .cloned()
@@ -325,10 +431,8 @@ async fn run(orders_url: &str, finance_url: &str, rate: u64, seconds: u64) -> Be
             .await;
     }
     let _ = channel
-        .exchange_delete(&exchange, ExchangeDeleteOptions::default())
+        .exchange_delete(&topology.exchange, ExchangeDeleteOptions::default())
         .await;
-    let _ = connection.close(200, "bench over").await;
-    Ok(())
 }
 
 fn context() -> CommandContext {

@@ -59,7 +59,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use support::{bench_server, env_number, thousands, with_database, BenchResult};
+use support::{
+    bench_server, env_number, latency_histogram, micros, proc_status_kb, quantile_ms, thousands,
+    wait_until_idle, with_database, yes_no, BenchResult, EVENT_COLUMNS,
+};
 
 /// Set in a child process: the number of events of its rebuild run.
 const CHILD_EVENTS_VAR: &str = "ORDERSTREAM_BENCH_CHILD_EVENTS";
@@ -78,6 +81,8 @@ const LATENCY_RATES: [u32; 2] = [1, 200];
 const LATENCY_SKUS: usize = 200;
 /// After the last placement, orders have this long to be paid.
 const DRAIN_PATIENCE: Duration = Duration::from_secs(30);
+/// How long the runtime may take to catch up before a measurement.
+const IDLE_PATIENCE: Duration = Duration::from_secs(120);
 
 const REBUILD_RATIO_TARGET: f64 = 0.5;
 /// Peak RSS at 10^6 events over 10^5: "must not grow" with room for noise.
@@ -112,10 +117,6 @@ SELECT (SELECT log_epoch_offset()) + pg_current_xact_id()::text::bigint, 'invent
                        md5(b.sku || '/' || b.cycle || \
                            CASE WHEN b.phase IN (1, 2) THEN '/shipped' ELSE '/released' END \
                        )::uuid AS order_id) AS c";
-
-/// The columns of `RecordedEvent`, in its order.
-const EVENT_COLUMNS: &str = "position, transaction_id, stream_id, stream_version, event_id, \
-     event_type, schema_version, data, metadata, correlation_id, causation_id, recorded_at";
 
 fn main() -> BenchResult<()> {
     if let Ok(events) = std::env::var(CHILD_EVENTS_VAR) {
@@ -301,7 +302,7 @@ async fn rebuild(
     let seed_seconds = seeding.elapsed().as_secs_f64();
     eprintln!("  seeded in {seed_seconds:.1} s");
     check_seeded_shape(&setup).await?;
-    let rss_before_kb = proc_status_kb("VmRSS")?;
+    let rss_before_kb = proc_status_kb("self", "VmRSS")?;
 
     // Two raw passes, best of both: the first may meet a colder cache.
     let raw = PgPoolOptions::new()
@@ -314,7 +315,7 @@ async fn rebuild(
     }
     raw.close().await;
     eprintln!("  raw catch-up read: {} ev/s", thousands(raw_rate));
-    let peak_after_raw_kb = proc_status_kb("VmHWM")?;
+    let peak_after_raw_kb = proc_status_kb("self", "VmHWM")?;
 
     let store = EventStore::connect(url, &StoreOptions::default()).await?;
     let head = store.head().await?;
@@ -344,7 +345,7 @@ async fn rebuild(
     }
     let catch_up_seconds = started.elapsed().as_secs_f64();
     eprintln!("  first catch-up took {catch_up_seconds:.1} s");
-    let peak_after_catch_up_kb = proc_status_kb("VmHWM")?;
+    let peak_after_catch_up_kb = proc_status_kb("self", "VmHWM")?;
 
     let started = Instant::now();
     request_rebuild(&store, "stock").await?;
@@ -379,7 +380,7 @@ async fn rebuild(
         tokio::time::sleep(POLL).await;
     }
     let rebuild_seconds = started.elapsed().as_secs_f64();
-    let peak_after_rebuild_kb = proc_status_kb("VmHWM")?;
+    let peak_after_rebuild_kb = proc_status_kb("self", "VmHWM")?;
     runtime.shutdown().await;
     check_rebuilt(&setup, events).await?;
     eprintln!(
@@ -509,16 +510,6 @@ async fn raw_catch_up(pool: &PgPool, events: i64) -> BenchResult<f64> {
     Ok(seen as f64 / started.elapsed().as_secs_f64())
 }
 
-/// A `kB` line of `/proc/self/status` (`VmRSS`, `VmHWM`).
-fn proc_status_kb(field: &str) -> BenchResult<u64> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    let line = status
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .ok_or_else(|| format!("no {field} in /proc/self/status"))?;
-    Ok(line.trim().trim_end_matches("kB").trim().parse()?)
-}
-
 // ---------------------------------------------------------------------------
 // End-to-end latency
 // ---------------------------------------------------------------------------
@@ -566,14 +557,14 @@ async fn latency(url: &str, seconds: u64) -> BenchResult<Vec<LatencyFigures>> {
             .await?;
     }
     let runtime = SubscriptionRuntime::start(executor.clone(), RuntimeOptions::default());
-    wait_until_idle(&store).await?;
+    wait_until_idle(&store, IDLE_PATIENCE).await?;
 
     let mut results = Vec::new();
     for rate in LATENCY_RATES {
         let figures = latency_at(&executor, &skus, rate, Duration::from_secs(seconds)).await?;
         report_latency(&figures);
         results.push(figures);
-        wait_until_idle(&store).await?;
+        wait_until_idle(&store, IDLE_PATIENCE).await?;
     }
     runtime.shutdown().await;
     store.pool().close().await;
@@ -582,21 +573,6 @@ async fn latency(url: &str, seconds: u64) -> BenchResult<Vec<LatencyFigures>> {
 
 fn context() -> CommandContext {
     CommandContext::from_request(Uuid::new_v4(), "bench")
-}
-
-/// Waits until every subscription has handled every visible event.
-async fn wait_until_idle(store: &EventStore) -> BenchResult<()> {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let statuses = projections::operations::subscription_statuses(store).await?;
-        if statuses.iter().all(|status| status.lag == 0) {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err("the runtime did not catch up within 120 s".into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Per order: when its placement started.
@@ -614,7 +590,6 @@ async fn latency_at(
     let started_at: Started = Arc::default();
     let placed = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
-    let new_histogram = || Histogram::<u64>::new_with_bounds(1, 600_000_000, 3);
 
     let mut subscription = store.subscribe(
         store.head().await?,
@@ -629,9 +604,9 @@ async fn latency_at(
         let placed = placed.clone();
         let failed = failed.clone();
         async move {
-            let mut reserved = new_histogram()?;
-            let mut shipped = new_histogram()?;
-            let mut paid = new_histogram()?;
+            let mut reserved = latency_histogram();
+            let mut shipped = latency_histogram();
+            let mut paid = latency_histogram();
             loop {
                 let done = *placing_done_rx.borrow_and_update();
                 if let Some(done) = done {
@@ -679,7 +654,7 @@ async fn latency_at(
     let total = u64::from(rate) * run_for.as_secs();
     let mut ticks = tokio::time::interval(Duration::from_secs(1) / rate);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let place_calls = Arc::new(Mutex::new(new_histogram()?));
+    let place_calls = Arc::new(Mutex::new(latency_histogram()));
     let mut placements = Vec::new();
     for _ in 0..total {
         ticks.tick().await;
@@ -766,12 +741,6 @@ fn random_order(skus: &[Sku]) -> OrderCommand {
             .collect(),
         payment_method: PaymentMethod::CardOk,
     })
-}
-
-fn micros(duration: Duration) -> u64 {
-    u64::try_from(duration.as_micros())
-        .unwrap_or(u64::MAX)
-        .max(1)
 }
 
 // ---------------------------------------------------------------------------
@@ -875,21 +844,6 @@ fn print_results(rebuilds: &[RebuildFigures], latencies: &[LatencyFigures]) {
             quantile_ms(&figures.paid_latency, 1.0),
         );
     }
-}
-
-fn yes_no(met: bool) -> &'static str {
-    if met {
-        "yes"
-    } else {
-        "**no**"
-    }
-}
-
-fn quantile_ms(histogram: &Histogram<u64>, quantile: f64) -> f64 {
-    if histogram.is_empty() {
-        return f64::NAN;
-    }
-    histogram.value_at_quantile(quantile) as f64 / 1000.0
 }
 
 fn mib(kb: u64) -> String {

@@ -37,7 +37,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use uuid::Uuid;
 
-use support::{bench_server, env_number, thousands, with_database, BenchResult};
+use support::{bench_server, env_number, millis, thousands, with_database, BenchResult};
 
 const DEFAULT_SIZES: [i64; 3] = [1_000, 10_000, 100_000];
 /// Events per seeding append: big batches keep seeding 100,000 events to a
@@ -364,8 +364,4 @@ fn print_results(results: &[Measured]) {
             );
         }
     }
-}
-
-fn millis(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
 }

@@ -243,7 +243,7 @@ mod tests {
 
     use event_store::MIGRATOR;
     use http_body_util::BodyExt;
-    use pg_embedded::TestDatabase;
+    use test_support::TestDatabase;
 
     use super::*;
 

@@ -8,14 +8,13 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use event_store::EventStore;
-use hdrhistogram::Histogram;
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use lapin::Channel;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::support::BenchResult;
+use crate::support::{latency_histogram, quantile_ms, BenchResult};
 use crate::{Deliveries, PATIENCE};
 
 /// Keeps in `largest` the most messages seen waiting in Finance's inbox,
@@ -140,14 +139,6 @@ pub async fn commit_times(pool: &PgPool, query: &str) -> BenchResult<HashMap<Uui
     Ok(rows.into_iter().collect())
 }
 
-fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 600_000_000, 3).unwrap_or_else(|_| unreachable!())
-}
-
-fn millis(histogram: &Histogram<u64>, quantile: f64) -> f64 {
-    histogram.value_at_quantile(quantile) as f64 / 1000.0
-}
-
 pub fn report(
     placed: &[Uuid],
     shipped: &HashMap<Uuid, DateTime<Utc>>,
@@ -160,7 +151,11 @@ pub fn report(
     let micros = |from: DateTime<Utc>, to: DateTime<Utc>| {
         u64::try_from((to - from).num_microseconds().unwrap_or(0).max(1)).unwrap_or(1)
     };
-    let (mut total, mut relay, mut finance) = (histogram(), histogram(), histogram());
+    let (mut total, mut relay, mut finance) = (
+        latency_histogram(),
+        latency_histogram(),
+        latency_histogram(),
+    );
     for order_id in placed {
         let (Some(shipped), Some(delivered)) = (shipped.get(order_id), delivered.get(order_id))
         else {
@@ -193,8 +188,8 @@ pub fn report(
     ] {
         println!(
             "{what}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} orders)",
-            millis(histogram, 0.5),
-            millis(histogram, 0.99),
+            quantile_ms(histogram, 0.5),
+            quantile_ms(histogram, 0.99),
             histogram.max() as f64 / 1000.0,
             histogram.len()
         );

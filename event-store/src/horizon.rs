@@ -249,8 +249,8 @@ async fn advance(
 
 #[cfg(test)]
 mod tests {
-    use pg_embedded::TestDatabase;
     use sqlx::{Connection, PgConnection};
+    use test_support::TestDatabase;
 
     use super::*;
     use crate::log::{read_after, read_below};

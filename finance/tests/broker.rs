@@ -9,9 +9,9 @@ use finance::consumer::{self, ConsumerSettings};
 use finance::dead_letters::{self, Replay};
 use finance::ledger;
 use finance::topology::{self, Topology};
-use pg_embedded::TestDatabase;
 use rust_decimal::Decimal;
 use sqlx::PgPool;
+use test_support::TestDatabase;
 use tokio::task::JoinHandle;
 
 const WAIT: Duration = Duration::from_secs(30);

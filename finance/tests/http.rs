@@ -8,9 +8,9 @@ use std::time::Duration;
 use common::*;
 use finance::consumer::{self, ConsumerSettings};
 use finance::{ledger, FinanceHttp};
-use pg_embedded::TestDatabase;
 use rust_decimal::Decimal;
 use serde_json::Value;
+use test_support::TestDatabase;
 
 const WAIT: Duration = Duration::from_secs(30);
 const TOKEN: &str = "s3cret-admin";

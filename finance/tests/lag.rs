@@ -9,8 +9,8 @@ use std::time::Duration;
 use common::*;
 use finance::consumer::{self, ConsumerSettings};
 use finance::{ledger, ConsumerStatus, FinanceHttp};
-use pg_embedded::TestDatabase;
 use rust_decimal::Decimal;
+use test_support::TestDatabase;
 
 const WAIT: Duration = Duration::from_secs(30);
 /// How old the test's messages are when published.

@@ -6,9 +6,9 @@
 use std::time::{Duration, Instant};
 
 use finance::{FinanceHttp, HttpLimits};
-use pg_embedded::TestDatabase;
 use serde_json::Value;
 use sqlx::{PgPool, Postgres, Transaction};
+use test_support::TestDatabase;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;

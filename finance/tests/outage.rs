@@ -14,10 +14,10 @@ use finance::topology::{self, Topology};
 use finance::{dead_letters, ledger, ConsumerStatus};
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
-use pg_embedded::TestDatabase;
 use rust_decimal::Decimal;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgConnection, PgPool};
+use test_support::TestDatabase;
 
 const WAIT: Duration = Duration::from_secs(30);
 

@@ -14,10 +14,10 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOpti
 use lapin::publisher_confirm::Confirmation;
 use lapin::types::FieldTable;
 use lapin::BasicProperties;
-use pg_embedded::TestDatabase;
 use rabbitmq_embedded::Broker;
 use rust_decimal::Decimal;
 use serde_json::Value;
+use test_support::TestDatabase;
 
 const WAIT: Duration = Duration::from_secs(60);
 

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use finance::consumer::{self, ConsumerSettings};
 use finance::ConsumerStatus;
-use pg_embedded::TestDatabase;
 use rabbitmq_embedded::Broker;
+use test_support::TestDatabase;
 
 const WAIT: Duration = Duration::from_secs(90);
 

@@ -9,9 +9,9 @@ use std::sync::LazyLock;
 use common::{cancelled, captured, failed, shipped, Message};
 use finance::consumer;
 use finance::rules::{self, Account};
-use pg_embedded::TestDatabase;
 use proptest::prelude::*;
 use rust_decimal::Decimal;
+use test_support::TestDatabase;
 
 static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
     tokio::runtime::Builder::new_multi_thread()

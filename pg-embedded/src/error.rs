@@ -1,4 +1,4 @@
-//! Errors from starting a private cluster or creating a test database.
+//! Errors from starting a private cluster.
 
 use std::path::PathBuf;
 
@@ -54,8 +54,4 @@ pub enum EmbeddedError {
         length: usize,
         max: usize,
     },
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("migration failed: {0}")]
-    Migration(#[from] sqlx::migrate::MigrateError),
 }

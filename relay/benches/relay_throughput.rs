@@ -39,9 +39,9 @@ use lapin::options::{
 use lapin::publisher_confirm::Confirmation;
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, ExchangeKind};
-use pg_embedded::TestDatabase;
 use projections::runtime::{RuntimeOptions, SubscriptionRuntime};
 use relay::{IntegrationRelay, RelayConfig};
+use test_support::TestDatabase;
 use uuid::Uuid;
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {

@@ -4,8 +4,8 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pg_embedded::TestDatabase;
 use rabbitmq_embedded::TestBroker;
+use test_support::TestDatabase;
 
 use crate::harness::PATIENCE;
 

@@ -5,11 +5,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use event_store::MIGRATOR;
-use pg_embedded::TestDatabase;
 use serde_json::Value;
+use test_support::TestDatabase;
 use tokio::sync::Mutex;
 
 pub const TOKEN: &str = "console-browser-test-token";
@@ -84,20 +84,17 @@ impl Served {
         format!("{}{path}", self.base)
     }
 
-    pub async fn wait_until<F, Fut>(&self, what: &str, mut condition: F)
+    /// [`test_support::wait_until`] with [`PATIENCE`], telling the
+    /// server's log on a timeout.
+    pub async fn wait_until<Fut>(&self, what: &str, condition: impl FnMut() -> Fut)
     where
-        F: FnMut() -> Fut,
         Fut: std::future::Future<Output = bool>,
     {
-        let deadline = Instant::now() + PATIENCE;
-        while !condition().await {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting until {what}; server log:\n{}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        assert!(
+            test_support::eventually(PATIENCE, condition).await,
+            "timed out after {PATIENCE:?} waiting for: {what}; server log:\n{}",
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
     }
 
     /// `POST path` with a JSON body; the status and the JSON answer.

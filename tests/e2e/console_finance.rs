@@ -6,8 +6,8 @@
 use std::time::Instant;
 
 use event_store::MIGRATOR;
-use pg_embedded::TestDatabase;
 use serde_json::{json, Value};
+use test_support::TestDatabase;
 
 use crate::helpers::{ADMIN_TOKEN, PATIENCE};
 use crate::served::{FinanceOnBroker, Server};

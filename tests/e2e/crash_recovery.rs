@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use event_store::MIGRATOR;
 use futures::future::join_all;
-use pg_embedded::TestDatabase;
 use serde_json::Value;
+use test_support::TestDatabase;
 
 use crate::helpers::{order_body, ADMIN_TOKEN, PATIENCE};
 use crate::served::Server;

@@ -8,8 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use event_store::MIGRATOR;
-use pg_embedded::TestDatabase;
 use serde_json::{json, Value};
+use test_support::TestDatabase;
 
 use crate::helpers::PATIENCE;
 use crate::served::free_port;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use api::{ApiConfig, AppState};
 use commands::{CommandExecutor, ExecutorOptions};
 use event_store::{EventStore, StoreOptions, MIGRATOR};
-use pg_embedded::TestDatabase;
+use test_support::TestDatabase;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use api::{ApiConfig, AppState};
 use commands::{CommandExecutor, ExecutorOptions};
 use event_store::{EventStore, StoreOptions, MIGRATOR};
-use pg_embedded::TestDatabase;
 use projections::runtime::{Fulfilment, RuntimeHandle, RuntimeOptions, SubscriptionRuntime};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use test_support::TestDatabase;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -308,15 +308,10 @@ pub fn order_body(lines: &[(&str, i64)], method: &str) -> Value {
     })
 }
 
-/// Polls `condition` until it holds; panics after [`PATIENCE`].
-pub async fn wait_until<F, Fut>(what: &str, mut condition: F)
+/// [`test_support::wait_until`] with these tests' [`PATIENCE`].
+pub async fn wait_until<Fut>(what: &str, condition: impl FnMut() -> Fut)
 where
-    F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = Instant::now() + PATIENCE;
-    while !condition().await {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    test_support::wait_until(PATIENCE, what, condition).await;
 }

@@ -9,9 +9,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use event_store::MIGRATOR;
-use pg_embedded::TestDatabase;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
+use test_support::TestDatabase;
 
 use crate::helpers::{order_body, ADMIN_TOKEN, PATIENCE};
 use crate::served::{FinanceOnBroker, Server};

@@ -21,11 +21,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use event_store::MIGRATOR;
-use pg_embedded::TestDatabase;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
+use test_support::TestDatabase;
 
 use crate::helpers::{ADMIN_TOKEN, PATIENCE};
 use crate::served::{FinanceOnBroker, Server};

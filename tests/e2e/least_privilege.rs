@@ -7,10 +7,10 @@
 use std::time::Duration;
 
 use event_store::MIGRATOR;
-use pg_embedded::TestDatabase;
 use reqwest::Method;
 use serde_json::json;
 use sqlx::PgPool;
+use test_support::TestDatabase;
 
 use crate::helpers::{order_body, wait_until, Options, TestServer};
 

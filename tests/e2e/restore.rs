@@ -8,9 +8,9 @@
 use std::time::{Duration, Instant};
 
 use event_store::MIGRATOR;
-use pg_embedded::{advance_transaction_ids, restore_into_fresh_cluster, TestDatabase};
 use serde_json::{json, Value};
 use sqlx::PgPool;
+use test_support::{advance_transaction_ids, restore_into_fresh_cluster, TestDatabase};
 
 use crate::helpers::{order_body, ADMIN_TOKEN, PATIENCE};
 use crate::served::Server;

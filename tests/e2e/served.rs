@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pg_embedded::TestDatabase;
 use rabbitmq_embedded::TestBroker;
+use test_support::TestDatabase;
 
 use crate::helpers::{ADMIN_TOKEN, PATIENCE};
 

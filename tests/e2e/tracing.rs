@@ -8,8 +8,8 @@
 use std::time::{Duration, Instant};
 
 use event_store::{Traceparent, MIGRATOR};
-use pg_embedded::TestDatabase;
 use serde_json::{json, Value};
+use test_support::TestDatabase;
 use uuid::Uuid;
 
 use crate::helpers::{order_body, ADMIN_TOKEN, PATIENCE};

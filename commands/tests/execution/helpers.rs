@@ -6,7 +6,7 @@ use aggregates::stream_id;
 use aggregates::values::{Sku, Warehouse};
 use commands::{CommandContext, CommandExecutor, ExecutorOptions};
 use event_store::{EventStore, StoreOptions, MIGRATOR};
-use pg_embedded::TestDatabase;
+use test_support::TestDatabase;
 use uuid::Uuid;
 
 pub struct TestApp {

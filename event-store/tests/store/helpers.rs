@@ -2,11 +2,11 @@
 //! event builders.
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use event_store::{CorrelationId, EventMetadata, EventStore, NewEvent, StoreOptions, MIGRATOR};
-use pg_embedded::TestDatabase;
 use serde_json::json;
+use test_support::TestDatabase;
 
 /// A store on a fresh database. Keep the `TestDatabase` alive with it.
 pub async fn new_store() -> (TestDatabase, EventStore) {
@@ -41,18 +41,12 @@ pub fn label(event: &event_store::RecordedEvent) -> String {
     event.data["label"].as_str().unwrap_or_default().to_string()
 }
 
-/// Polls `condition` until it holds or `timeout` passes; panics with
-/// `what` on timeout. For outcomes produced by background tasks.
-pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut condition: F)
+/// [`test_support::wait_until`], in the argument order these tests use.
+pub async fn wait_until<Fut>(what: &str, timeout: Duration, condition: impl FnMut() -> Fut)
 where
-    F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = Instant::now() + timeout;
-    while !condition().await {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    test_support::wait_until(timeout, what, condition).await;
 }
 
 /// Waits until every committed event is visible to log readers. Tests share

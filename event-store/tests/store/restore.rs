@@ -4,8 +4,8 @@
 
 use event_store::{EventStore, ExpectedVersion, LogCursor, StoreOptions, StreamAppend};
 use futures::StreamExt;
-use pg_embedded::{advance_transaction_ids, restore_into_fresh_cluster};
 use sqlx::PgPool;
+use test_support::{advance_transaction_ids, restore_into_fresh_cluster};
 
 use crate::helpers::{all_visible, event, label, new_store};
 

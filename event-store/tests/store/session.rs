@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use event_store::{EventStore, ExpectedVersion, FailureClass, StoreError, StoreOptions, MIGRATOR};
-use pg_embedded::TestDatabase;
 use sqlx::{Connection, PgConnection};
+use test_support::TestDatabase;
 
 use crate::helpers::event;
 

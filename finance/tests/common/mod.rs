@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use finance::topology::{self, Topology};
 use lapin::options::{
@@ -202,18 +202,10 @@ pub fn cancelled(order_id: &str) -> Message {
     }
 }
 
-/// Polls `condition` until it holds; panics naming `what` at the deadline.
-pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut condition: F)
+/// [`test_support::wait_until`], in the argument order these tests use.
+pub async fn wait_until<Fut>(what: &str, timeout: Duration, condition: impl FnMut() -> Fut)
 where
-    F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = Instant::now() + timeout;
-    while !condition().await {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    test_support::wait_until(timeout, what, condition).await;
 }

@@ -8,7 +8,6 @@ use aggregates::values::{Currency, PaymentMethod, Shortage, Sku};
 use aggregates::DomainEvent;
 use chrono::{DateTime, Duration, Utc};
 use event_store::{CorrelationId, EventStore, RecordedEvent, StoreOptions, MIGRATOR};
-use pg_embedded::TestDatabase;
 use projections::read_models::orders::OrderSummaries;
 use projections::read_models::payments::Payments;
 use projections::Projection;
@@ -17,6 +16,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rust_decimal::Decimal;
 use sqlx::{Connection, PgConnection};
+use test_support::TestDatabase;
 use uuid::Uuid;
 
 fn order_event(rng: &mut StdRng, order_id: Uuid, first: bool) -> OrderEvent {

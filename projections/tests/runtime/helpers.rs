@@ -2,7 +2,7 @@
 //! runtime, and ways to drive orders and wait for outcomes.
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aggregates::inventory::{Inventory, InventoryCommand};
 use aggregates::order::{Order, OrderCommand, OrderLine, OrderStatus, PlaceOrder};
@@ -10,8 +10,8 @@ use aggregates::stream_id;
 use aggregates::values::{Currency, PaymentMethod, Sku, Warehouse};
 use commands::{CommandContext, CommandExecutor, ExecutorOptions};
 use event_store::{EventStore, StoreOptions, MIGRATOR};
-use pg_embedded::TestDatabase;
 use projections::runtime::{RuntimeHandle, RuntimeOptions, SubscriptionRuntime, SubscriptionState};
+use test_support::TestDatabase;
 use uuid::Uuid;
 
 pub const PATIENCE: Duration = Duration::from_secs(60);
@@ -163,15 +163,10 @@ pub fn request() -> CommandContext {
     CommandContext::from_request(Uuid::new_v4(), "test")
 }
 
-/// Polls `condition` until it holds; panics after PATIENCE.
-pub async fn wait_until<F, Fut>(what: &str, mut condition: F)
+/// [`test_support::wait_until`] with these tests' [`PATIENCE`].
+pub async fn wait_until<Fut>(what: &str, condition: impl FnMut() -> Fut)
 where
-    F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = Instant::now() + PATIENCE;
-    while !condition().await {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    test_support::wait_until(PATIENCE, what, condition).await;
 }

@@ -21,11 +21,11 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
-use pg_embedded::TestDatabase;
 use projections::runtime::{
     standard_subscribers, RuntimeHandle, RuntimeOptions, SubscriptionRuntime,
 };
 use relay::{IntegrationRelay, RelayConfig};
+use test_support::TestDatabase;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -230,17 +230,12 @@ pub fn request() -> CommandContext {
     CommandContext::from_request(Uuid::new_v4(), "test")
 }
 
-/// Polls `condition` until it holds; panics after PATIENCE.
-pub async fn wait_until<F, Fut>(what: &str, mut condition: F)
+/// [`test_support::wait_until`] with these tests' [`PATIENCE`].
+pub async fn wait_until<Fut>(what: &str, condition: impl FnMut() -> Fut)
 where
-    F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = Instant::now() + PATIENCE;
-    while !condition().await {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    test_support::wait_until(PATIENCE, what, condition).await;
 }
 
 /// A message as a consumer received it.

@@ -7,11 +7,13 @@ use std::process::{Command, Stdio};
 
 use sqlx::PgPool;
 
-use crate::{client_program, Cluster, ClusterOptions, EmbeddedError};
+use pg_embedded::{client_program, Cluster, ClusterOptions};
+
+use crate::TestSupportError;
 
 /// `pg_dump source | psql target` in one transaction, stopping at the first
 /// error. Roles are not part of a dump: create them on the target first.
-pub fn dump_and_restore(source_url: &str, target_url: &str) -> Result<(), EmbeddedError> {
+fn dump_and_restore(source_url: &str, target_url: &str) -> Result<(), TestSupportError> {
     let pg_dump = client_program("pg_dump")?;
     let psql = client_program("psql")?;
     let mut dump = Command::new(&pg_dump)
@@ -19,12 +21,12 @@ pub fn dump_and_restore(source_url: &str, target_url: &str) -> Result<(), Embedd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|source| EmbeddedError::Spawn {
+        .map_err(|source| TestSupportError::Spawn {
             command: pg_dump.display().to_string(),
             source,
         })?;
     let Some(dumped) = dump.stdout.take() else {
-        return Err(EmbeddedError::CommandFailed {
+        return Err(TestSupportError::CommandFailed {
             command: "pg_dump".to_owned(),
             output: "no standard output to read".to_owned(),
         });
@@ -35,24 +37,24 @@ pub fn dump_and_restore(source_url: &str, target_url: &str) -> Result<(), Embedd
         .stdin(dumped)
         .stdout(Stdio::null())
         .output()
-        .map_err(|source| EmbeddedError::Spawn {
+        .map_err(|source| TestSupportError::Spawn {
             command: psql.display().to_string(),
             source,
         })?;
     let dumped = dump
         .wait_with_output()
-        .map_err(|source| EmbeddedError::Spawn {
+        .map_err(|source| TestSupportError::Spawn {
             command: pg_dump.display().to_string(),
             source,
         })?;
     if !dumped.status.success() {
-        return Err(EmbeddedError::CommandFailed {
+        return Err(TestSupportError::CommandFailed {
             command: "pg_dump".to_owned(),
             output: String::from_utf8_lossy(&dumped.stderr).into_owned(),
         });
     }
     if !restore.status.success() {
-        return Err(EmbeddedError::CommandFailed {
+        return Err(TestSupportError::CommandFailed {
             command: "psql (restore)".to_owned(),
             output: String::from_utf8_lossy(&restore.stderr).into_owned(),
         });
@@ -63,7 +65,7 @@ pub fn dump_and_restore(source_url: &str, target_url: &str) -> Result<(), Embedd
 /// Consumes transaction ids on `pool`'s cluster until the next one is at
 /// least `at_least`. Each block with an exception handler that writes is a
 /// subtransaction with an id of its own: thousands in one round trip.
-pub async fn advance_transaction_ids(pool: &PgPool, at_least: i64) -> Result<(), EmbeddedError> {
+pub async fn advance_transaction_ids(pool: &PgPool, at_least: i64) -> Result<(), TestSupportError> {
     let mut connection = pool.acquire().await?;
     sqlx::query("CREATE TEMP TABLE IF NOT EXISTS burn_transaction_ids (n int)")
         .execute(&mut *connection)
@@ -92,18 +94,14 @@ pub async fn advance_transaction_ids(pool: &PgPool, at_least: i64) -> Result<(),
 pub async fn restore_into_fresh_cluster(
     source_url: &str,
     roles: &[&str],
-) -> Result<(Cluster, String), EmbeddedError> {
+) -> Result<(Cluster, String), TestSupportError> {
     let cluster = tokio::task::spawn_blocking(|| {
         Cluster::start_temporary(&ClusterOptions {
             unsafe_fast: true,
             ..ClusterOptions::default()
         })
     })
-    .await
-    .map_err(|error| EmbeddedError::CommandFailed {
-        command: "start a cluster".to_owned(),
-        output: error.to_string(),
-    })??;
+    .await??;
     let admin = PgPool::connect(&cluster.url("postgres")).await?;
     for role in roles {
         sqlx::query(&format!(r#"CREATE ROLE "{role}" NOLOGIN"#))
@@ -116,11 +114,6 @@ pub async fn restore_into_fresh_cluster(
     admin.close().await;
     let target_url = cluster.url("restored");
     let (from, to) = (source_url.to_owned(), target_url.clone());
-    tokio::task::spawn_blocking(move || dump_and_restore(&from, &to))
-        .await
-        .map_err(|error| EmbeddedError::CommandFailed {
-            command: "pg_dump | psql".to_owned(),
-            output: error.to_string(),
-        })??;
+    tokio::task::spawn_blocking(move || dump_and_restore(&from, &to)).await??;
     Ok((cluster, target_url))
 }

@@ -1,14 +1,15 @@
 //! One fresh, migrated database per test, cloned from a template database.
 
-use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use pg_embedded::{Cluster, ClusterOptions};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use tokio::sync::{Mutex, OnceCell};
 
-use crate::{Cluster, ClusterOptions, EmbeddedError};
+use crate::TestSupportError;
 
 /// The server every test of this process uses: `DATABASE_URL` when set,
 /// else a private throwaway cluster started on first use.
@@ -33,7 +34,7 @@ pub struct TestDatabase {
 impl TestDatabase {
     /// Creates a fresh database from a template that `migrator` built once
     /// per process (and per set of migrations, across processes).
-    pub async fn new(migrator: &'static Migrator) -> Result<TestDatabase, EmbeddedError> {
+    pub async fn new(migrator: &'static Migrator) -> Result<TestDatabase, TestSupportError> {
         let server = SERVER.get_or_try_init(start_server).await?;
         let cell = TEMPLATES
             .lock()
@@ -74,7 +75,7 @@ impl TestDatabase {
     }
 }
 
-async fn start_server() -> Result<TestServer, EmbeddedError> {
+async fn start_server() -> Result<TestServer, TestSupportError> {
     if let Ok(url) = std::env::var("DATABASE_URL") {
         return Ok(TestServer {
             admin_url: url,
@@ -85,19 +86,14 @@ async fn start_server() -> Result<TestServer, EmbeddedError> {
         unsafe_fast: true,
         settings: vec![("max_connections".into(), "500".into())],
     };
-    let cluster = tokio::task::spawn_blocking(move || Cluster::start_temporary(&options))
-        .await
-        .map_err(|join| EmbeddedError::Spawn {
-            command: "postgres".into(),
-            source: std::io::Error::other(join.to_string()),
-        })??;
+    let cluster = tokio::task::spawn_blocking(move || Cluster::start_temporary(&options)).await??;
     Ok(TestServer {
         admin_url: cluster.url("postgres"),
         _cluster: Some(cluster),
     })
 }
 
-async fn admin_connection(admin_url: &str) -> Result<PgConnection, EmbeddedError> {
+async fn admin_connection(admin_url: &str) -> Result<PgConnection, TestSupportError> {
     let options: PgConnectOptions = admin_url.parse()?;
     Ok(options.disable_statement_logging().connect().await?)
 }
@@ -126,7 +122,7 @@ fn database_url(admin_url: &str, database: &str) -> String {
 async fn create_template(
     admin_url: &str,
     migrator: &'static Migrator,
-) -> Result<String, EmbeddedError> {
+) -> Result<String, TestSupportError> {
     let digest = migrations_digest(migrator);
     let template = format!("orderstream_template_{digest:016x}");
     let mut admin = admin_connection(admin_url).await?;
@@ -148,7 +144,7 @@ async fn create_template(
     let rename = format!(r#"ALTER DATABASE "{building}" RENAME TO "{template}""#);
     match run_when_unused(&mut admin, &rename).await {
         Ok(()) => {}
-        Err(EmbeddedError::Database(sqlx::Error::Database(error)))
+        Err(TestSupportError::Database(sqlx::Error::Database(error)))
             if error.code().as_deref() == Some(DUPLICATE_DATABASE) =>
         {
             // Another process made the same template first; use theirs.
@@ -167,7 +163,10 @@ const OBJECT_IN_USE: &str = "55006";
 /// Runs a statement that needs a database to have no sessions. A backend
 /// ends a moment after its client disconnects, so "in use" right after
 /// closing our own pool is retried for a while.
-async fn run_when_unused(admin: &mut PgConnection, statement: &str) -> Result<(), EmbeddedError> {
+async fn run_when_unused(
+    admin: &mut PgConnection,
+    statement: &str,
+) -> Result<(), TestSupportError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         match sqlx::query(statement).execute(&mut *admin).await {
