@@ -14,6 +14,7 @@
 //!   picks up (`requests.rs`), so they never race the live loop.
 
 mod error;
+mod fenced_commit;
 mod ownership;
 mod parking;
 mod rebuild;
@@ -41,6 +42,7 @@ use crate::read_models::payments::Payments;
 use crate::read_models::stock::StockLevels;
 use crate::{Projection, Reactor};
 
+pub use fenced_commit::FencedCommit;
 pub(crate) use parking::{parked_at, PARKED_COUNT_SQL};
 pub use requests::RequestOutcome;
 pub(crate) use requests::{enqueue_request, outcome_of, RequestKind};

@@ -8,3 +8,4 @@ mod failures;
 mod helpers;
 mod operations;
 mod ownership;
+mod payments;
