@@ -13,6 +13,7 @@
 //! - Operator requests (replay parked, reset, rebuild) are rows the owner
 //!   picks up (`requests.rs`), so they never race the live loop.
 
+mod check_ins;
 mod error;
 mod fenced_commit;
 mod ownership;
@@ -32,6 +33,7 @@ use event_store::{EventStore, RecordedEvent};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use self::check_ins::CheckIns;
 use crate::gateway::{PaymentGateway, SimulatedGateway};
 use crate::reactors::fulfilment::FulfilmentReactor;
 use crate::reactors::inventory::InventoryReactor;
@@ -91,9 +93,10 @@ pub struct RuntimeOptions {
     /// Events per transaction while a rebuild fills its fresh tables.
     pub rebuild_batch_size: i64,
     /// How often a worker without its lock tries to take it, and how often
-    /// an owner checks in: that it still has it, its heartbeat, and operator
-    /// requests from other processes (this process's own are carried out at
-    /// once). Fencing, not this check, keeps a stale owner from committing.
+    /// the runtime checks in all its owners at once: that each still has
+    /// its lock and lease, its heartbeat, and operator requests from other
+    /// processes (this process's own are carried out at once). Fencing,
+    /// not this check, keeps a stale owner from committing.
     pub ownership_interval: Duration,
     /// Streams a reactor handles at once (events of one stream are always
     /// handled in order).
@@ -198,7 +201,13 @@ impl SubscriptionRuntime {
     ) -> RuntimeHandle {
         let (stop, stopped) = watch::channel(false);
         let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
-        let tasks = subscribers
+        let (check_ins, check_in_task) = CheckIns::start(
+            store.clone(),
+            owner.clone(),
+            options.ownership_interval,
+            stopped.clone(),
+        );
+        let mut tasks: Vec<JoinHandle<()>> = subscribers
             .into_iter()
             .map(|subscriber| {
                 tokio::spawn(worker::run(
@@ -206,10 +215,12 @@ impl SubscriptionRuntime {
                     subscriber,
                     options.clone(),
                     owner.clone(),
+                    check_ins.clone(),
                     stopped.clone(),
                 ))
             })
             .collect();
+        tasks.push(check_in_task);
         RuntimeHandle { stop, tasks, owner }
     }
 }

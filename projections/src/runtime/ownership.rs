@@ -10,26 +10,20 @@
 //!   transaction, so an owner that lost its lock without noticing (its
 //!   connection died with a database crash, and another took over at once)
 //!   cannot commit anything more: two owners' effects never interleave.
+//!
+//! Owners notice a lost lock or lease at their check-in (`check_ins.rs`).
 
-use super::status::SubscriptionState;
 use event_store::{CheckpointLease, EventStore, LogCursor};
 use sqlx::{Connection, PgConnection};
 
 /// Advisory lock class for subscriptions (class 1 is stream locks).
-const LOCK_CLASS: i32 = 2;
-
-/// What an owner's check-in found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CheckIn {
-    Owner {
-        requests_waiting: bool,
-    },
-    /// The lock or the lease is gone (or the lock connection is).
-    NotOwner,
-}
+pub(super) const LOCK_CLASS: i32 = 2;
 
 pub(crate) struct Ownership {
     connection: PgConnection,
+    /// The lock session's backend pid, by which the check-in
+    /// (`check_ins.rs`) asks the server whether it still holds the lock.
+    pid: i32,
     lease: CheckpointLease,
 }
 
@@ -42,64 +36,33 @@ impl Ownership {
     ) -> Result<Option<(Ownership, LogCursor)>, event_store::StoreError> {
         let options = store.pool().connect_options();
         let mut connection = PgConnection::connect_with(&options).await?;
-        let acquired: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext($2))")
-            .bind(LOCK_CLASS)
-            .bind(subscription)
-            .fetch_one(&mut connection)
-            .await?;
+        let (acquired, pid): (bool, i32) =
+            sqlx::query_as("SELECT pg_try_advisory_lock($1, hashtext($2)), pg_backend_pid()")
+                .bind(LOCK_CLASS)
+                .bind(subscription)
+                .fetch_one(&mut connection)
+                .await?;
         if !acquired {
             connection.close().await?;
             return Ok(None);
         }
         let (lease, cursor) = store.take_checkpoint_lease(subscription).await?;
-        Ok(Some((Ownership { connection, lease }, cursor)))
+        Ok(Some((
+            Ownership {
+                connection,
+                pid,
+                lease,
+            },
+            cursor,
+        )))
     }
 
     pub(crate) fn lease(&self) -> &CheckpointLease {
         &self.lease
     }
 
-    /// The owner's periodic check-in, one statement on the lock connection
-    /// (an idle service's transactions are mostly these): whether this
-    /// worker is still the owner — its lock connection is alive and holds
-    /// the lock, asked of the server about this very session, and no newer
-    /// lease has been taken — and, if so, its heartbeat and `state` in
-    /// `subscription_status`, and whether operator requests wait for it.
-    pub(crate) async fn check_in(&mut self, owner: &str, state: SubscriptionState) -> CheckIn {
-        let row: Result<(bool, bool), sqlx::Error> = sqlx::query_as(
-            "WITH held AS ( \
-                 SELECT EXISTS (SELECT FROM pg_locks \
-                                 WHERE locktype = 'advisory' AND classid = $1 \
-                                   AND objid = hashtext($2)::oid AND objsubid = 2 \
-                                   AND pid = pg_backend_pid() AND granted) \
-                    AND EXISTS (SELECT FROM subscription_checkpoints \
-                                 WHERE name = $2 AND owner_epoch = $3) AS held), \
-             beat AS ( \
-                 INSERT INTO subscription_status (name, owner, state, heartbeat_at) \
-                 SELECT $2, $4, $5, now() FROM held WHERE held.held \
-                 ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, \
-                     state = excluded.state, heartbeat_at = now() \
-                 RETURNING 1) \
-             SELECT held.held, \
-                    EXISTS (SELECT FROM subscription_requests \
-                             WHERE subscription = $2 AND done_at IS NULL) \
-               FROM held",
-        )
-        .bind(LOCK_CLASS)
-        .bind(self.lease.name())
-        .bind(self.lease.epoch())
-        .bind(owner)
-        .bind(state.as_str())
-        .fetch_one(&mut self.connection)
-        .await;
-        match row {
-            Ok((true, requests_waiting)) => CheckIn::Owner { requests_waiting },
-            Ok((false, _)) => CheckIn::NotOwner,
-            Err(error) => {
-                tracing::warn!(subscription = self.lease.name(), %error, "an owner's check-in failed");
-                CheckIn::NotOwner
-            }
-        }
+    pub(crate) fn pid(&self) -> i32 {
+        self.pid
     }
 
     pub(crate) async fn release(self) {

@@ -17,8 +17,9 @@ use futures::{FutureExt, StreamExt};
 use tokio::sync::watch;
 
 use self::operator_requests::RunningRebuild;
+use super::check_ins::{CheckIn, CheckIns, Registration};
 use super::error::RuntimeError;
-use super::ownership::{CheckIn, Ownership};
+use super::ownership::Ownership;
 use super::requests;
 use super::retry::backoff;
 use super::status::{self, SubscriptionState};
@@ -34,6 +35,7 @@ pub(crate) async fn run(
     subscriber: Subscriber,
     options: RuntimeOptions,
     owner: String,
+    check_ins: CheckIns,
     mut stopped: watch::Receiver<bool>,
 ) {
     let name = subscriber.name();
@@ -53,12 +55,14 @@ pub(crate) async fn run(
             }
         };
         tracing::info!(subscription = name, %owner, epoch = ownership.lease().epoch(), "took ownership");
+        let check_in = check_ins.register(&ownership, SubscriptionState::CatchingUp);
         let mut worker = Worker {
             store: store.clone(),
             subscriber: subscriber.clone(),
             options: options.clone(),
             owner: owner.clone(),
             ownership,
+            check_in,
             cursor,
             blocked: HashMap::new(),
             caught_up: false,
@@ -66,7 +70,8 @@ pub(crate) async fn run(
             stopped: stopped.clone(),
         };
         let outcome = worker.run().await;
-        // Dropping the worker aborts a rebuild it had under way.
+        // Dropping the worker aborts a rebuild it had under way, and ends
+        // its check-ins.
         let Worker { ownership, .. } = worker;
         ownership.release().await;
         match outcome {
@@ -100,6 +105,7 @@ struct Worker {
     options: RuntimeOptions,
     owner: String,
     ownership: Ownership,
+    check_in: Registration,
     cursor: LogCursor,
     /// Streams with parked events, each with its failing head's position.
     blocked: HashMap<String, i64>,
@@ -120,28 +126,27 @@ impl Worker {
     async fn run(&mut self) -> Result<(), RuntimeError> {
         self.blocked = super::parking::blocked_streams(self.store.pool(), self.name()).await?;
         let mut reported = self.state();
+        self.check_in.report(reported);
         status::report(self.store.pool(), self.name(), Some(&self.owner), reported).await?;
         let mut subscription = self.subscribe();
-        // One check-in per interval: ownership, heartbeat and waiting
-        // requests in one statement (`ownership.rs`).
-        let mut check_in = tokio::time::interval(self.options.ownership_interval);
         let mut submitted = requests::submitted();
         let mut stopped = self.stopped.clone();
         loop {
             let carry_out = tokio::select! {
                 biased;
                 _ = stopped.changed() => return Ok(()),
-                _ = check_in.tick() => {
+                // The runtime's check-in (`check_ins.rs`): ownership,
+                // heartbeat and waiting requests of every owner at once.
+                checked = self.check_in.next() => {
+                    let CheckIn::Owner { requests_waiting } = checked else {
+                        return Err(RuntimeError::LostOwnership);
+                    };
                     // Only a worker that may be behind asks the log; an
                     // idle one that caught up costs nothing here.
                     if !self.caught_up {
                         self.caught_up = self.nothing_after_cursor().await?;
                     }
-                    reported = self.state();
-                    match self.ownership.check_in(&self.owner, reported).await {
-                        CheckIn::Owner { requests_waiting } => requests_waiting,
-                        CheckIn::NotOwner => return Err(RuntimeError::LostOwnership),
-                    }
+                    requests_waiting
                 }
                 changed = submitted.changed() => changed.is_ok(),
                 finished = operator_requests::wait_for_rebuild(&mut self.rebuild) => {
@@ -179,6 +184,7 @@ impl Worker {
             // A change of state is told at once, not at the next check-in.
             if self.state() != reported {
                 reported = self.state();
+                self.check_in.report(reported);
                 status::report(self.store.pool(), self.name(), Some(&self.owner), reported).await?;
             }
         }
