@@ -6,8 +6,11 @@
 //! else on cached states, else on stored ones, as one by one
 //! (`decision.rs`); and every stream decided on is in the append with the
 //! version its first decision started from, even when nothing was written
-//! to it. So a stale guess anywhere fails the whole
-//! append as a version conflict, and nothing of the batch is written: the
+//! to it. So a stale guess anywhere fails the whole append as a version
+//! conflict, or as a repeat when every event of the batch turns out to be
+//! stored already (decided again on states older than the stored ones,
+//! the batch's other findings may not hold), and nothing of the batch is
+//! written: the
 //! caller then falls back to executing the commands one by one, which
 //! re-reads what it must. Event ids come from each command's context, as
 //! they would one by one, so either way of executing has the same effect,
@@ -16,22 +19,47 @@
 use std::collections::HashMap;
 
 use aggregates::order::OrderError;
+use aggregates::payment::PaymentError;
 use aggregates::reservation::ReservationError;
 use aggregates::Aggregate;
-use event_store::{AppendResult, Snapshot, StoreError, StreamAppend};
+use event_store::{AppendResult, FailureClass, Snapshot, StoreError, StreamAppend};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::cache::StateCache;
 use crate::decision::{Decision, States};
 use crate::executor::{Basis, Execute};
+use crate::payments::RequestPayment;
 use crate::reservations::ChangeReservation;
 use crate::shipping::ShipOrder;
-use crate::{CommandContext, CommandExecutor, ExecuteError, ReservationChange};
+use crate::{CommandContext, CommandExecutor, ExecuteError, PaymentAttempt, ReservationChange};
 
 /// Streams one batch may decide on before it is refused (a batch is a
 /// subscription's read batch: far below this).
 const MAX_STREAMS: usize = 10_000;
+
+/// Why a batch's append wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchRefused {
+    /// A version conflict (a stale guess), or the database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Every event of the batch is stored already.
+    #[error(
+        "every event of the batch is stored already: it was decided on states that have moved on"
+    )]
+    Repeat,
+}
+
+impl BatchRefused {
+    /// A repeat is a lost race, like a version conflict.
+    pub fn class(&self) -> FailureClass {
+        match self {
+            BatchRefused::Store(error) => error.class(),
+            BatchRefused::Repeat => FailureClass::Contention,
+        }
+    }
+}
 
 /// Commands decided, not yet appended: see the module documentation.
 #[derive(Debug)]
@@ -73,6 +101,7 @@ impl DecisionBatch {
             Basis::Cached,
         )
         .await
+        .map(|_| ())
     }
 
     /// [`CommandExecutor::change_reservation`], into the batch.
@@ -87,7 +116,9 @@ impl DecisionBatch {
             change,
             context,
         };
-        self.add(&decision, decision.first_basis()).await
+        self.add(&decision, decision.first_basis())
+            .await
+            .map(|_| ())
     }
 
     /// [`CommandExecutor::ship_order`], into the batch.
@@ -98,6 +129,23 @@ impl DecisionBatch {
     ) -> Result<(), ExecuteError<OrderError>> {
         self.add(&ShipOrder { order_id, context }, Basis::Cached)
             .await
+            .map(|_| ())
+    }
+
+    /// [`CommandExecutor::request_payment`], into the batch: the attempt
+    /// holds once the batch is appended.
+    pub async fn request_payment(
+        &mut self,
+        order_id: Uuid,
+        round: u32,
+        context: &CommandContext,
+    ) -> Result<Option<PaymentAttempt>, ExecuteError<PaymentError>> {
+        let decision = RequestPayment {
+            order_id,
+            round,
+            context,
+        };
+        self.add(&decision, decision.first_basis()).await
     }
 
     /// Decides on the states this batch left, else on guesses, else on
@@ -108,7 +156,7 @@ impl DecisionBatch {
         &mut self,
         decision: &D,
         first: Basis,
-    ) -> Result<(), ExecuteError<D::Error>> {
+    ) -> Result<D::Decided, ExecuteError<D::Error>> {
         let mut basis = first;
         loop {
             let mut states = States::new(&self.executor, Some(&self.decided), basis);
@@ -139,26 +187,32 @@ impl DecisionBatch {
             }
             self.decided.absorb(&decided.leaves);
             self.snapshots.extend(decided.snapshots);
-            return Ok(());
+            return Ok(decided.value);
         }
     }
 
     /// Appends every decision in `connection`'s transaction, as its first
     /// write (see [`event_store::EventStore::append_in_transaction`]).
+    /// Refused as a whole, writing nothing: see the module documentation.
     pub async fn append_in(
         &self,
         connection: &mut PgConnection,
-    ) -> Result<AppendResult, StoreError> {
+    ) -> Result<AppendResult, BatchRefused> {
         if self.appends.is_empty() {
             return Ok(AppendResult {
                 written: false,
                 events: Vec::new(),
             });
         }
-        self.executor
+        let result = self
+            .executor
             .store()
             .append_in_transaction(connection, &self.appends)
-            .await
+            .await?;
+        if !result.written && self.appends.iter().any(|append| !append.events.is_empty()) {
+            return Err(BatchRefused::Repeat);
+        }
+        Ok(result)
     }
 
     /// After the transaction committed: later commands start from the

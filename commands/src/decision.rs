@@ -84,6 +84,15 @@ impl<'a> States<'a> {
         self.get_at(stream_id, basis).await
     }
 
+    /// The stored state of `stream_id` (or this batch's own), whatever
+    /// this try's basis: for a guess that cannot be the stream's state.
+    pub(crate) async fn get_stored<A: Aggregate, E>(
+        &mut self,
+        stream_id: &str,
+    ) -> Result<Loaded<A>, ExecuteError<E>> {
+        self.get_at(stream_id, Basis::Stored).await
+    }
+
     async fn get_at<A: Aggregate, E>(
         &mut self,
         stream_id: &str,

@@ -9,7 +9,8 @@
 //! lines across SKUs) go through [`CommandExecutor::change_reservation`],
 //! which appends to every stream involved in one atomic multi-stream append,
 //! and [`CommandExecutor::ship_order`], which does the same for the order,
-//! its reservation and its stock.
+//! its reservation and its stock; [`CommandExecutor::request_payment`]
+//! decides a payment round's gateway attempt on the order and its payment.
 //!
 //! It is not the domain (that is `aggregates`, pure) nor the store (that is
 //! `event-store`, which knows no domain type): it is the glue between them,
@@ -25,12 +26,14 @@ mod decision;
 mod error;
 mod executor;
 mod loading;
+mod payments;
 mod reservations;
 mod shipping;
 
-pub use batch::DecisionBatch;
+pub use batch::{BatchRefused, DecisionBatch};
 pub use context::CommandContext;
 pub use error::ExecuteError;
 pub use executor::{CommandExecutor, Executed, ExecutorOptions};
 pub use loading::Loaded;
+pub use payments::PaymentAttempt;
 pub use reservations::ReservationChange;

@@ -1,8 +1,11 @@
 //! The two kinds of subscriber the runtime drives.
 
 use async_trait::async_trait;
+use commands::DecisionBatch;
 use event_store::{FailureClass, RecordedEvent, StoreError};
 use sqlx::PgConnection;
+
+use crate::runtime::FencedCommit;
 
 /// Why a subscriber could not handle an event, and what kind of failure
 /// it is: the runtime waits out an unreachable database and retries lost
@@ -100,6 +103,30 @@ pub trait Projection: Send + Sync + 'static {
     }
 }
 
+/// What a reactor decided for a whole batch ([`Reactor::decide_batch`]).
+#[derive(Debug)]
+pub struct BatchDecisions {
+    /// Appended with the batch's checkpoint, in one transaction.
+    pub effects: DecisionBatch,
+    /// Events whose effect did not complete, by position, each with its
+    /// failure (a payment attempt that failed transiently, the failure
+    /// recorded in `effects`). The runtime commits `effects` without the
+    /// checkpoint, then retries each of these events with [`Reactor::react`]
+    /// after a backoff, as it would have after this failure, together with
+    /// the events after it in its stream: `effects` must hold nothing for
+    /// those.
+    pub unfinished: Vec<(i64, HandlerError)>,
+}
+
+impl From<DecisionBatch> for BatchDecisions {
+    fn from(effects: DecisionBatch) -> Self {
+        BatchDecisions {
+            effects,
+            unfinished: Vec::new(),
+        }
+    }
+}
+
 /// Turns events into commands. Effects go through the command executor
 /// with ids derived from the source event, so handling an event twice has
 /// the effect of handling it once.
@@ -112,17 +139,21 @@ pub trait Reactor: Send + Sync + 'static {
     }
     async fn react(&self, event: &RecordedEvent) -> Result<(), HandlerError>;
 
-    /// Decides the effects of a whole batch without writing them, so the
-    /// runtime can append them and advance the checkpoint in one
-    /// transaction. `None` (the default): this reactor's effects are not
-    /// only appends (a publish, a payment), and its events are handled one
-    /// by one with [`Reactor::react`]. An error, or a batch whose append
-    /// meets a conflict, also falls back to `react`, event by event, which
-    /// retries and parks as usual.
+    /// Decides the effects of a whole batch, so the runtime can append
+    /// them and advance the checkpoint in one transaction. A reactor whose
+    /// batch must have some effects written before it can decide the rest
+    /// (a payment's requests, then the gateway, then the outcomes) commits
+    /// those with `early`, fenced like the checkpoint. `None` (the
+    /// default): its events are handled one by one with [`Reactor::react`]
+    /// (a publish). An error, or a batch whose append meets a conflict,
+    /// also falls back to `react`, event by event, which retries and parks
+    /// as usual; so must everything `early` committed be harmless to do
+    /// again.
     async fn decide_batch(
         &self,
         _events: &[RecordedEvent],
-    ) -> Option<Result<commands::DecisionBatch, HandlerError>> {
+        _early: &FencedCommit,
+    ) -> Option<Result<BatchDecisions, HandlerError>> {
         None
     }
 

@@ -3,7 +3,7 @@
 
 use aggregates::inventory::{Inventory, InventoryCommand, InventoryError};
 use aggregates::stream_id;
-use commands::{CommandExecutor, ExecuteError, ExecutorOptions};
+use commands::{BatchRefused, CommandContext, CommandExecutor, ExecuteError, ExecutorOptions};
 use event_store::{ExpectedVersion, NewEvent, StoreError};
 use uuid::Uuid;
 
@@ -98,7 +98,10 @@ async fn a_stale_guess_fails_the_whole_batch_and_writes_nothing() {
     let mut transaction = app.store.pool().begin().await.expect("begin");
     let refused = batch.append_in(&mut transaction).await;
     assert!(
-        matches!(refused, Err(StoreError::WrongExpectedVersion { .. })),
+        matches!(
+            refused,
+            Err(BatchRefused::Store(StoreError::WrongExpectedVersion { .. }))
+        ),
         "{refused:?}"
     );
     drop(transaction);
@@ -109,6 +112,41 @@ async fn a_stale_guess_fails_the_whole_batch_and_writes_nothing() {
         (5, 0, 5),
         "nothing of the batch was written"
     );
+}
+
+/// A command caused by one event decides the same events with the same
+/// ids however often it is decided; decided again on a state older than
+/// the stored one, its events are all stored already. The batch is then
+/// refused, not taken as written: what it decided on has moved on.
+#[tokio::test]
+async fn a_batch_whose_events_are_all_stored_already_is_refused_as_a_repeat() {
+    let app = new_app(ExecutorOptions::default()).await;
+    // Our executor caches SKU-1 as received.
+    receive(&app, "SKU-1", "main", 5).await;
+    let stream = stream_id::<Inventory>("SKU-1");
+    let command = InventoryCommand::Reserve {
+        sku: sku("SKU-1"),
+        order_id: Uuid::new_v4(),
+        quantity: 2,
+    };
+    let context = CommandContext::caused_by_event("test-reactor", Uuid::new_v4(), None);
+    let theirs = CommandExecutor::new(app.store.clone(), ExecutorOptions::default());
+    theirs
+        .execute::<Inventory>(&stream, &command, &context)
+        .await
+        .expect("their reservation");
+
+    let mut batch = app.executor.decision_batch();
+    batch
+        .decide::<Inventory>(&stream, &command, &context)
+        .await
+        .expect("decided on the stale cache");
+    let mut transaction = app.store.pool().begin().await.expect("begin");
+    let refused = batch.append_in(&mut transaction).await;
+    assert!(matches!(refused, Err(BatchRefused::Repeat)), "{refused:?}");
+    drop(transaction);
+    batch.abandoned();
+    assert_eq!(stock_level(&app.executor, "SKU-1").await, (5, 2, 3));
 }
 
 #[tokio::test]

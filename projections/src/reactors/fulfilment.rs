@@ -13,7 +13,8 @@ use aggregates::Aggregate;
 
 use super::{context_for, decide_batch, failed, id_in_stream, DecidesInBatches};
 use crate::read_models::decode;
-use crate::{HandlerError, Reactor};
+use crate::runtime::FencedCommit;
+use crate::{BatchDecisions, HandlerError, Reactor};
 
 pub const NAME: &str = "fulfilment-reactor";
 
@@ -46,7 +47,8 @@ impl Reactor for FulfilmentReactor {
     async fn decide_batch(
         &self,
         events: &[RecordedEvent],
-    ) -> Option<Result<DecisionBatch, HandlerError>> {
+        _early: &FencedCommit,
+    ) -> Option<Result<BatchDecisions, HandlerError>> {
         decide_batch(self, events).await
     }
 }

@@ -10,7 +10,8 @@ use aggregates::Aggregate;
 
 use super::{context_for, decide_batch, failed, id_in_stream, DecidesInBatches};
 use crate::read_models::decode;
-use crate::{HandlerError, Reactor};
+use crate::runtime::FencedCommit;
+use crate::{BatchDecisions, HandlerError, Reactor};
 
 pub struct InventoryReactor {
     pub executor: CommandExecutor,
@@ -42,7 +43,8 @@ impl Reactor for InventoryReactor {
     async fn decide_batch(
         &self,
         events: &[RecordedEvent],
-    ) -> Option<Result<DecisionBatch, HandlerError>> {
+        _early: &FencedCommit,
+    ) -> Option<Result<BatchDecisions, HandlerError>> {
         decide_batch(self, events).await
     }
 }

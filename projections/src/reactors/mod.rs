@@ -7,7 +7,7 @@
 //! | OrderCancelled | inventory | release the reservation -> InventoryReleased |
 //! | InventoryReserved / InventoryUnavailable | order | order reserved / rejected |
 //! | OrderReserved (auto fulfilment) | fulfilment | reservation committed, OrderShipped |
-//! | OrderShipped, OrderPaymentRetryRequested | payment | capture -> PaymentCaptured / PaymentFailed |
+//! | OrderShipped, OrderPaymentRetryRequested | payment | PaymentRequested, capture -> PaymentCaptured / PaymentFailed |
 //! | PaymentCaptured / PaymentFailed (final) | order | paid / payment_failed |
 //!
 //! Fulfilment follows `OrderReserved` rather than `InventoryReserved`: the
@@ -25,7 +25,7 @@ use event_store::{FailureClass, RecordedEvent, Traceparent};
 use tracing::Instrument;
 
 use crate::reaction_span::reaction_span;
-use crate::HandlerError;
+use crate::{BatchDecisions, HandlerError};
 
 /// A reactor whose effects are only appends, decided one event at a time
 /// into a [`DecisionBatch`] (see [`crate::Reactor::decide_batch`]).
@@ -47,7 +47,7 @@ pub(crate) trait DecidesInBatches: Send + Sync {
 pub(crate) async fn decide_batch<R: DecidesInBatches>(
     reactor: &R,
     events: &[RecordedEvent],
-) -> Option<Result<DecisionBatch, HandlerError>> {
+) -> Option<Result<BatchDecisions, HandlerError>> {
     let mut batch = reactor.executor().decision_batch();
     for event in events {
         let span = reaction_span(R::NAME, event);
@@ -60,7 +60,7 @@ pub(crate) async fn decide_batch<R: DecidesInBatches>(
             return Some(Err(error));
         }
     }
-    Some(Ok(batch))
+    Some(Ok(batch.into()))
 }
 
 /// The context of a command a reactor issues for `event`: correlation

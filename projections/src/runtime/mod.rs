@@ -13,7 +13,9 @@
 //! - Operator requests (replay parked, reset, rebuild) are rows the owner
 //!   picks up (`requests.rs`), so they never race the live loop.
 
+mod check_ins;
 mod error;
+mod fenced_commit;
 mod group_registry;
 mod ownership;
 mod parking;
@@ -32,6 +34,7 @@ use event_store::{EventStore, RecordedEvent};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use self::check_ins::CheckIns;
 use crate::consumer_groups::Member;
 use crate::gateway::{PaymentGateway, SimulatedGateway};
 use crate::reactors::fulfilment::FulfilmentReactor;
@@ -43,6 +46,7 @@ use crate::read_models::payments::Payments;
 use crate::read_models::stock::StockLevels;
 use crate::{Projection, Reactor};
 
+pub use fenced_commit::FencedCommit;
 pub(crate) use parking::{parked_at, PARKED_COUNT_SQL};
 pub use requests::RequestOutcome;
 pub(crate) use requests::{enqueue_request, outcome_of, RequestKind};
@@ -91,9 +95,10 @@ pub struct RuntimeOptions {
     /// Events per transaction while a rebuild fills its fresh tables.
     pub rebuild_batch_size: i64,
     /// How often a worker without its lock tries to take it, and how often
-    /// an owner checks in: that it still has it, its heartbeat, and operator
-    /// requests from other processes (this process's own are carried out at
-    /// once). Fencing, not this check, keeps a stale owner from committing.
+    /// the runtime checks in all its owners at once: that each still has
+    /// its lock and lease, its heartbeat, and operator requests from other
+    /// processes (this process's own are carried out at once). Fencing,
+    /// not this check, keeps a stale owner from committing.
     pub ownership_interval: Duration,
     /// Streams a reactor handles at once (events of one stream are always
     /// handled in order).
@@ -218,7 +223,13 @@ impl SubscriptionRuntime {
             .collect();
         let registry =
             (!split.is_empty()).then(|| group_registry::GroupRegistry::new(store.clone(), split));
-        let mut tasks = Vec::new();
+        let (check_ins, check_in_task) = CheckIns::start(
+            store.clone(),
+            owner.clone(),
+            options.ownership_interval,
+            stopped.clone(),
+        );
+        let mut tasks = vec![check_in_task];
         for subscriber in subscribers {
             let count = if subscriber.is_split(&options) {
                 options.reactor_partitions
@@ -231,6 +242,7 @@ impl SubscriptionRuntime {
                     subscriber: subscriber.clone(),
                     member,
                     owner: owner.clone(),
+                    check_ins: check_ins.clone(),
                 };
                 tasks.push(tokio::spawn(worker::run(
                     store.clone(),

@@ -10,28 +10,22 @@
 //!   transaction, so an owner that lost its lock without noticing (its
 //!   connection died with a database crash, and another took over at once)
 //!   cannot commit anything more: two owners' effects never interleave.
+//!
+//! Owners notice a lost lock or lease at their check-in (`check_ins.rs`).
 
-use super::status::SubscriptionState;
 use event_store::{CheckpointLayout, CheckpointLease, EventStore, LogCursor};
 
 use crate::consumer_groups::Member;
 use sqlx::{Connection, PgConnection};
 
 /// Advisory lock class for subscriptions (class 1 is stream locks).
-const LOCK_CLASS: i32 = 2;
-
-/// What an owner's check-in found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CheckIn {
-    Owner {
-        requests_waiting: bool,
-    },
-    /// The lock or the lease is gone (or the lock connection is).
-    NotOwner,
-}
+pub(super) const LOCK_CLASS: i32 = 2;
 
 pub(crate) struct Ownership {
     connection: PgConnection,
+    /// The lock session's backend pid, by which the check-in
+    /// (`check_ins.rs`) asks the server whether it still holds the lock.
+    pid: i32,
     lease: CheckpointLease,
 }
 
@@ -51,10 +45,10 @@ impl Ownership {
         let name = member.name();
         let options = store.pool().connect_options();
         let mut connection = PgConnection::connect_with(&options).await?;
-        let acquired: bool = if member.partition.is_some() {
-            sqlx::query_scalar(
+        let (acquired, pid): (bool, i32) = if member.partition.is_some() {
+            sqlx::query_as(
                 "SELECT pg_try_advisory_lock_shared($1, hashtext($2)) \
-                    AND pg_try_advisory_lock($1, hashtext($3))",
+                    AND pg_try_advisory_lock($1, hashtext($3)), pg_backend_pid()",
             )
             .bind(LOCK_CLASS)
             .bind(member.subscription)
@@ -62,7 +56,7 @@ impl Ownership {
             .fetch_one(&mut connection)
             .await?
         } else {
-            sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext($2))")
+            sqlx::query_as("SELECT pg_try_advisory_lock($1, hashtext($2)), pg_backend_pid()")
                 .bind(LOCK_CLASS)
                 .bind(&name)
                 .fetch_one(&mut connection)
@@ -83,54 +77,22 @@ impl Ownership {
                 },
             )
             .await?;
-        Ok(Some((Ownership { connection, lease }, cursor)))
+        Ok(Some((
+            Ownership {
+                connection,
+                pid,
+                lease,
+            },
+            cursor,
+        )))
     }
 
     pub(crate) fn lease(&self) -> &CheckpointLease {
         &self.lease
     }
 
-    /// The owner's periodic check-in, one statement on the lock connection
-    /// (an idle service's transactions are mostly these): whether this
-    /// worker is still the owner — its lock connection is alive and holds
-    /// the lock, asked of the server about this very session, and no newer
-    /// lease has been taken — and, if so, its heartbeat and `state` in
-    /// `subscription_status`, and whether operator requests wait for it.
-    pub(crate) async fn check_in(&mut self, owner: &str, state: SubscriptionState) -> CheckIn {
-        let row: Result<(bool, bool), sqlx::Error> = sqlx::query_as(
-            "WITH held AS ( \
-                 SELECT EXISTS (SELECT FROM pg_locks \
-                                 WHERE locktype = 'advisory' AND classid = $1 \
-                                   AND objid = hashtext($2)::oid AND objsubid = 2 \
-                                   AND pid = pg_backend_pid() AND granted) \
-                    AND EXISTS (SELECT FROM subscription_checkpoints \
-                                 WHERE name = $2 AND owner_epoch = $3) AS held), \
-             beat AS ( \
-                 INSERT INTO subscription_status (name, owner, state, heartbeat_at) \
-                 SELECT $2, $4, $5, now() FROM held WHERE held.held \
-                 ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, \
-                     state = excluded.state, heartbeat_at = now() \
-                 RETURNING 1) \
-             SELECT held.held, \
-                    EXISTS (SELECT FROM subscription_requests \
-                             WHERE subscription = $2 AND done_at IS NULL) \
-               FROM held",
-        )
-        .bind(LOCK_CLASS)
-        .bind(self.lease.name())
-        .bind(self.lease.epoch())
-        .bind(owner)
-        .bind(state.as_str())
-        .fetch_one(&mut self.connection)
-        .await;
-        match row {
-            Ok((true, requests_waiting)) => CheckIn::Owner { requests_waiting },
-            Ok((false, _)) => CheckIn::NotOwner,
-            Err(error) => {
-                tracing::warn!(subscription = self.lease.name(), %error, "an owner's check-in failed");
-                CheckIn::NotOwner
-            }
-        }
+    pub(crate) fn pid(&self) -> i32 {
+        self.pid
     }
 
     pub(crate) async fn release(self) {

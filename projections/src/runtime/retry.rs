@@ -40,6 +40,23 @@ pub(crate) async fn retry<F, Fut>(
     options: &RuntimeOptions,
     subscription: &str,
     stopped: &mut watch::Receiver<bool>,
+    attempt: F,
+) -> Result<(), GaveUp>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), HandlerError>>,
+{
+    retry_after(options, subscription, stopped, None, attempt).await
+}
+
+/// [`retry`], where `failed`, if any, is how a first try made elsewhere
+/// (a reactor's batch) failed: it is counted, and waited after, as if
+/// `attempt` had returned it.
+pub(crate) async fn retry_after<F, Fut>(
+    options: &RuntimeOptions,
+    subscription: &str,
+    stopped: &mut watch::Receiver<bool>,
+    mut failed: Option<HandlerError>,
     mut attempt: F,
 ) -> Result<(), GaveUp>
 where
@@ -49,9 +66,12 @@ where
     let mut attempts = 0;
     let mut waits = 0;
     loop {
-        let error = match attempt().await {
-            Ok(()) => return Ok(()),
-            Err(error) => error,
+        let error = match failed.take() {
+            Some(error) => error,
+            None => match attempt().await {
+                Ok(()) => return Ok(()),
+                Err(error) => error,
+            },
         };
         if is_fencing(&error) {
             return Err(GaveUp::Interrupted(RuntimeError::LostOwnership));
@@ -81,7 +101,7 @@ where
 }
 
 /// Whether `error` says a newer owner has the subscription.
-fn is_fencing(error: &HandlerError) -> bool {
+pub(crate) fn is_fencing(error: &HandlerError) -> bool {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = error.source();
     while let Some(error) = cause {
         if matches!(

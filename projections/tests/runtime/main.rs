@@ -9,3 +9,4 @@ mod failures;
 mod helpers;
 mod operations;
 mod ownership;
+mod payments;

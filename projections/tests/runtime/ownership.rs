@@ -104,3 +104,28 @@ async fn a_worker_whose_lock_connection_dies_stops_and_takes_over_again() {
     assert_eq!(app.count_events("PaymentCaptured").await, 2);
     runtime.shutdown().await;
 }
+
+/// A runtime checks in all its owners with one statement: every heartbeat
+/// row is then written by one transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_statement_checks_in_every_owner_of_a_runtime() {
+    let app = TestApp::new().await;
+    let runtime = app.start(TestApp::fast_options());
+    wait_until("one check-in wrote every owner's heartbeat", || async {
+        let (rows, writers, owners): (i64, i64, i64) = sqlx::query_as(
+            "SELECT count(*), count(DISTINCT xmin::text), count(DISTINCT owner) \
+               FROM subscription_status",
+        )
+        .fetch_one(app.store.pool())
+        .await
+        .expect("statuses");
+        rows == CATALOGUE.len() as i64 && writers == 1 && owners == 1
+    })
+    .await;
+    let statuses = subscription_statuses(&app.store).await.expect("statuses");
+    assert!(
+        statuses.iter().all(|status| status.state.is_active()),
+        "{statuses:?}"
+    );
+    runtime.shutdown().await;
+}

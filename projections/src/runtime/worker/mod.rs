@@ -17,9 +17,10 @@ use futures::{FutureExt, StreamExt};
 use tokio::sync::watch;
 
 use self::operator_requests::RunningRebuild;
+use super::check_ins::{CheckIn, CheckIns, Registration};
 use super::error::RuntimeError;
 use super::group_registry::GroupRegistry;
-use super::ownership::{CheckIn, Ownership};
+use super::ownership::Ownership;
 use super::requests;
 use super::retry::backoff;
 use super::status::{self, SubscriptionState};
@@ -38,6 +39,8 @@ pub(crate) struct Assignment {
     /// Who runs which member of a split subscription; `None` for one that
     /// is not split.
     pub(crate) registry: Option<GroupRegistry>,
+    /// The runtime's check-ins, which every owner registers with.
+    pub(crate) check_ins: CheckIns,
 }
 
 /// Runs one subscription (or one member of a split one) until `stopped`
@@ -53,6 +56,7 @@ pub(crate) async fn run(
         member,
         owner,
         registry,
+        check_ins,
     } = assignment;
     let member_name = member.name();
     let name = member_name.as_str();
@@ -78,6 +82,7 @@ pub(crate) async fn run(
             }
         };
         tracing::info!(subscription = name, %owner, epoch = ownership.lease().epoch(), "took ownership");
+        let check_in = check_ins.register(&ownership, SubscriptionState::CatchingUp);
         let mut worker = Worker {
             store: store.clone(),
             subscriber: subscriber.clone(),
@@ -87,6 +92,7 @@ pub(crate) async fn run(
             options: options.clone(),
             owner: owner.clone(),
             ownership,
+            check_in,
             cursor,
             blocked: HashMap::new(),
             caught_up: false,
@@ -94,7 +100,8 @@ pub(crate) async fn run(
             stopped: stopped.clone(),
         };
         let outcome = worker.run().await;
-        // Dropping the worker aborts a rebuild it had under way.
+        // Dropping the worker aborts a rebuild it had under way, and ends
+        // its check-ins.
         let Worker { ownership, .. } = worker;
         ownership.release().await;
         match outcome {
@@ -137,6 +144,7 @@ struct Worker {
     options: RuntimeOptions,
     owner: String,
     ownership: Ownership,
+    check_in: Registration,
     cursor: LogCursor,
     /// Streams with parked events, each with its failing head's position.
     blocked: HashMap<String, i64>,
@@ -158,28 +166,26 @@ impl Worker {
         self.adopt_parked_events().await?;
         self.blocked = super::parking::blocked_streams(self.store.pool(), self.name()).await?;
         let mut reported = self.state();
+        self.check_in.report(reported);
         status::report(self.store.pool(), self.name(), Some(&self.owner), reported).await?;
         let mut subscription = self.subscribe();
-        // One check-in per interval: ownership, heartbeat and waiting
-        // requests in one statement (`ownership.rs`).
-        let mut check_in = tokio::time::interval(self.options.ownership_interval);
         let mut submitted = requests::submitted();
         let mut stopped = self.stopped.clone();
         loop {
             let carry_out = tokio::select! {
                 biased;
                 _ = stopped.changed() => return Ok(()),
-                _ = check_in.tick() => {
+                // The runtime's check-in (`check_ins.rs`): ownership,
+                // heartbeat and waiting requests of every owner at once.
+                checked = self.check_in.next() => {
+                    let CheckIn::Owner { requests_waiting } = checked else {
+                        return Err(RuntimeError::LostOwnership);
+                    };
                     // Only a worker that may be behind asks the log; an
                     // idle one that caught up costs nothing here.
                     if !self.caught_up {
                         self.caught_up = self.nothing_after_cursor().await?;
                     }
-                    reported = self.state();
-                    let requests_waiting = match self.ownership.check_in(&self.owner, reported).await {
-                        CheckIn::Owner { requests_waiting } => requests_waiting,
-                        CheckIn::NotOwner => return Err(RuntimeError::LostOwnership),
-                    };
                     if let Some(registry) = &self.registry {
                         if !registry.prefers(&self.member).await {
                             return Err(RuntimeError::HandedOver);
@@ -223,6 +229,7 @@ impl Worker {
             // A change of state is told at once, not at the next check-in.
             if self.state() != reported {
                 reported = self.state();
+                self.check_in.report(reported);
                 status::report(self.store.pool(), self.name(), Some(&self.owner), reported).await?;
             }
         }

@@ -1,11 +1,14 @@
-//! A reactor's batches: each stream's events in order, different streams
+//! A reactor's batches. One the reactor decides at once is appended with
+//! its checkpoint in one fenced transaction (`fenced_commit.rs`). Events it
+//! left unfinished, and every event of a batch it cannot decide at once,
+//! go one by one: each stream's events in order, different streams
 //! concurrently (their effects are independent), then the checkpoint and
 //! whatever must be parked in one fenced transaction. Effects themselves go
 //! through `commands` with ids derived from the source event, so a batch
 //! handled twice (a crash before the checkpoint, a stale owner) has the
 //! effect of one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use commands::DecisionBatch;
@@ -16,8 +19,9 @@ use tracing::Instrument;
 use super::Worker;
 use crate::reaction_span::reaction_span;
 use crate::runtime::error::RuntimeError;
+use crate::runtime::fenced_commit::{Appended, FencedCommit};
 use crate::runtime::parking;
-use crate::runtime::retry::{retry, GaveUp};
+use crate::runtime::retry::{is_fencing, retry_after, GaveUp};
 use crate::{HandlerError, Reactor};
 
 /// What became of one event of a reactor's batch.
@@ -37,29 +41,43 @@ impl Worker {
         batch: &[RecordedEvent],
         last: LogCursor,
     ) -> Result<(), RuntimeError> {
+        let mut one_by_one = batch.to_vec();
+        let mut failed_before = HashMap::new();
         // A stream waiting behind a parked event needs the per-event path,
         // which parks what follows it.
         if !batch
             .iter()
             .any(|event| self.blocked.contains_key(&event.stream_id))
         {
-            let committed = match reactor.decide_batch(batch).await {
-                Some(Ok(decisions)) => self.commit_decisions(decisions, batch, last).await?,
+            let early = FencedCommit::new(self.store.clone(), self.ownership.lease().clone());
+            match reactor.decide_batch(batch, &early).await {
+                Some(Ok(decided)) if decided.unfinished.is_empty() => {
+                    let committed = self.commit_decisions(decided.effects, batch, last).await?;
+                    if committed {
+                        return Ok(());
+                    }
+                }
+                Some(Ok(decided)) => {
+                    // What completed is committed now; the rest is retried
+                    // below, stream by stream, before the checkpoint.
+                    if let Appended::Committed = early.append(decided.effects, None).await? {
+                        (one_by_one, failed_before) = unfinished_part(batch, decided.unfinished);
+                    }
+                }
+                Some(Err(error)) if is_fencing(&error) => return Err(RuntimeError::LostOwnership),
                 Some(Err(error)) => {
                     tracing::debug!(
                         subscription = self.name(),
                         %error,
                         "a batch could not be decided at once; handling its events one by one"
                     );
-                    false
                 }
-                None => false,
-            };
-            if committed {
-                return Ok(());
+                None => {}
             }
         }
-        let mut outcomes = self.react_by_stream(reactor, batch).await;
+        let mut outcomes = self
+            .react_by_stream(reactor, &one_by_one, failed_before)
+            .await;
         outcomes.sort_by_key(|(event, _)| event.cursor());
         let mut to_park = Vec::new();
         for (event, outcome) in outcomes {
@@ -113,10 +131,9 @@ impl Worker {
     }
 
     /// Appends a batch's decisions and advances the checkpoint in one
-    /// transaction (the append first: it must be the transaction's first
-    /// write, see the event store's `horizon.rs`). False when the append
-    /// was refused (a stale guess, a repeat after a crash): nothing is
-    /// written, and the caller handles the batch event by event.
+    /// transaction. False when the append was refused (a stale guess, a
+    /// repeat after a crash): nothing is written, and the caller handles
+    /// the batch event by event.
     async fn commit_decisions(
         &mut self,
         decisions: DecisionBatch,
@@ -124,55 +141,42 @@ impl Worker {
         last: LogCursor,
     ) -> Result<bool, RuntimeError> {
         self.crash_if_asked(batch)?;
-        let mut transaction = self.store.pool().begin().await?;
-        if let Err(error) = decisions.append_in(&mut transaction).await {
-            tracing::debug!(
-                subscription = self.name(),
-                %error,
-                "a batch's decisions were refused together; handling its events one by one"
-            );
-            drop(transaction);
-            decisions.abandoned();
-            return Ok(false);
-        }
-        let committed = async {
-            self.ownership
-                .lease()
-                .advance(&mut *transaction, last)
-                .await?;
-            transaction
-                .commit()
-                .await
-                .map_err(event_store::StoreError::from)
-        }
-        .await;
-        match committed {
-            Ok(()) => {
-                decisions.committed().await;
-                Ok(true)
-            }
-            Err(error) => {
-                decisions.abandoned();
-                Err(error.into())
+        let fenced = FencedCommit::new(self.store.clone(), self.ownership.lease().clone());
+        match fenced.append(decisions, Some(last)).await? {
+            Appended::Committed => Ok(true),
+            Appended::Refused(error) => {
+                tracing::debug!(
+                    subscription = self.name(),
+                    %error,
+                    "a batch's decisions were refused together; handling its events one by one"
+                );
+                Ok(false)
             }
         }
     }
 
+    /// Handles `batch` event by event, each stream's events in order;
+    /// `failed_before` holds the events a batch decision tried already, by
+    /// position, with how that try failed.
     async fn react_by_stream(
         &self,
         reactor: Arc<dyn Reactor>,
         batch: &[RecordedEvent],
+        mut failed_before: HashMap<i64, HandlerError>,
     ) -> Vec<(RecordedEvent, Outcome)> {
         // Owned groups: futures that borrow across `buffer_unordered` trip
         // the compiler's `Send` inference inside `tokio::spawn`.
-        let mut groups: Vec<(Option<i64>, Vec<RecordedEvent>)> = Vec::new();
+        type Group = (Option<i64>, Vec<(RecordedEvent, Option<HandlerError>)>);
+        let mut groups: Vec<Group> = Vec::new();
         let mut group_of: HashMap<&str, usize> = HashMap::new();
         for event in batch {
             let index = *group_of.entry(&event.stream_id).or_insert_with(|| {
                 groups.push((self.blocked.get(&event.stream_id).copied(), Vec::new()));
                 groups.len() - 1
             });
-            groups[index].1.push(event.clone());
+            groups[index]
+                .1
+                .push((event.clone(), failed_before.remove(&event.position)));
         }
         let name = self.name();
         let concurrency = reactor
@@ -187,7 +191,7 @@ impl Worker {
                 async move {
                     let mut outcomes = Vec::with_capacity(group.len());
                     let mut failed_head = blocked_by;
-                    for event in group {
+                    for (event, failed) in group {
                         if let Some(head) = failed_head {
                             outcomes.push((event, Outcome::Waiting(head)));
                             continue;
@@ -197,7 +201,7 @@ impl Worker {
                                 .react(&event)
                                 .instrument(reaction_span(name, &event))
                         };
-                        match retry(&options, name, &mut stopped, attempt).await {
+                        match retry_after(&options, name, &mut stopped, failed, attempt).await {
                             Ok(()) => outcomes.push((event, Outcome::Handled)),
                             Err(GaveUp::Parkable { attempts, error }) => {
                                 failed_head = Some(event.position);
@@ -217,4 +221,26 @@ impl Worker {
             .await;
         outcomes.into_iter().flatten().collect()
     }
+}
+
+/// The part of `batch` a batch decision left unfinished: each unfinished
+/// event and every later event of its stream, with the unfinished events'
+/// failures by position.
+fn unfinished_part(
+    batch: &[RecordedEvent],
+    unfinished: Vec<(i64, HandlerError)>,
+) -> (Vec<RecordedEvent>, HashMap<i64, HandlerError>) {
+    let failures: HashMap<i64, HandlerError> = unfinished.into_iter().collect();
+    let mut waiting: HashSet<&str> = HashSet::new();
+    let part = batch
+        .iter()
+        .filter(|event| {
+            if failures.contains_key(&event.position) {
+                waiting.insert(&event.stream_id);
+            }
+            waiting.contains(event.stream_id.as_str())
+        })
+        .cloned()
+        .collect();
+    (part, failures)
 }
