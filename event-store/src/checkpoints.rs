@@ -163,34 +163,6 @@ impl CheckpointLease {
     }
 }
 
-/// Takes a new lease on `name`'s checkpoint (creating the checkpoint at
-/// the start of the log if it has none); returns it with the checkpoint.
-pub(crate) async fn take_lease<'e>(
-    executor: impl PgExecutor<'e>,
-    name: &str,
-) -> Result<(CheckpointLease, LogCursor), StoreError> {
-    let (epoch, transaction_id, position): (i64, i64, i64) = sqlx::query_as(
-        "INSERT INTO subscription_checkpoints (name, transaction_id, position, owner_epoch) \
-         VALUES ($1, 0, 0, 1) \
-         ON CONFLICT (name) DO UPDATE \
-            SET owner_epoch = subscription_checkpoints.owner_epoch + 1 \
-         RETURNING owner_epoch, transaction_id, position",
-    )
-    .bind(name)
-    .fetch_one(executor)
-    .await?;
-    Ok((
-        CheckpointLease {
-            name: name.to_owned(),
-            epoch,
-        },
-        LogCursor {
-            transaction_id,
-            position,
-        },
-    ))
-}
-
 /// The checkpoints of one subscription that may be split into a consumer
 /// group: `group` is the subscription's name, its checkpoints are `group`
 /// (not split) or `group.<member>` (one per member), and `members` are the

@@ -342,7 +342,13 @@ impl EventStore {
         &self,
         name: &str,
     ) -> Result<(CheckpointLease, LogCursor), StoreError> {
-        checkpoints::take_lease(&self.inner.pool, name).await
+        // A subscription that is not split: a layout of its own name.
+        let members = [name.to_owned()];
+        let layout = CheckpointLayout {
+            group: name,
+            members: &members,
+        };
+        checkpoints::take_lease_in_layout(&self.inner.pool, name, layout).await
     }
 
     /// Like [`EventStore::take_checkpoint_lease`], for `name`, one member
