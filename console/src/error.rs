@@ -2,13 +2,17 @@
 //! `application/problem+json` in the API's shape (5xx bodies opaque, the
 //! chain logged).
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use event_store::StoreError;
+use http_hardening::ProblemTypes;
 use projections::operations::OperationsError;
-use serde::Serialize;
 
-pub const PROBLEM_JSON: &str = "application/problem+json";
+/// The API's problem types (`api/src/error.rs`), so a console answer reads
+/// like the API's.
+const PROBLEM_TYPES: ProblemTypes = ProblemTypes::PerStatus {
+    base: "https://orderstream.dev/problems/",
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsoleError {
@@ -37,15 +41,6 @@ pub enum ConsoleError {
     Store(#[from] StoreError),
     #[error("the database is unavailable")]
     Operations(#[from] OperationsError),
-}
-
-#[derive(Serialize)]
-struct Problem<'a> {
-    #[serde(rename = "type")]
-    problem_type: String,
-    title: &'a str,
-    status: u16,
-    detail: String,
 }
 
 impl ConsoleError {
@@ -82,21 +77,7 @@ fn store_status(error: &StoreError) -> StatusCode {
 
 /// The problem+json response for `status` with `detail`.
 pub fn problem(status: StatusCode, detail: String) -> Response {
-    let title = status.canonical_reason().unwrap_or("Error");
-    let body = Problem {
-        problem_type: format!(
-            "https://orderstream.dev/problems/{}",
-            title.to_ascii_lowercase().replace(' ', "-")
-        ),
-        title,
-        status: status.as_u16(),
-        detail,
-    };
-    let mut response = (status, axum::Json(body)).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-    response
+    http_hardening::problem(PROBLEM_TYPES, status, "", detail)
 }
 
 impl IntoResponse for ConsoleError {
