@@ -224,8 +224,13 @@ impl DecisionBatch {
     }
 
     /// After the transaction failed or rolled back: readers that waited
-    /// on it are woken (it may have had an id), nothing is remembered.
+    /// on it are woken (it may have had an id), nothing is remembered, and
+    /// what was kept of the batch's streams is forgotten (a refusal means
+    /// some guess was stale; which one, the store does not say), so that
+    /// deciding again reads them.
     pub fn abandoned(self) {
+        self.executor
+            .forget(self.appends.iter().map(|append| append.stream_id.as_str()));
         self.executor.store().wake_readers();
     }
 }

@@ -82,6 +82,13 @@ impl StateCache {
         );
     }
 
+    /// Drops what is kept of `stream_id`: it proved stale.
+    pub(crate) fn forget(&self, stream_id: &str) {
+        if let Some(mut entries) = self.lock() {
+            entries.pop(stream_id);
+        }
+    }
+
     /// Takes every state of `other` that is newer than the one kept here.
     pub(crate) fn absorb(&self, other: &StateCache) {
         let Some(theirs) = other.lock() else {

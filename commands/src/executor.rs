@@ -194,6 +194,14 @@ impl CommandExecutor {
         self.cache.absorb(decided);
     }
 
+    /// Forgets the kept states of `stream_ids`, which a refused append
+    /// showed may be stale: the next decision on them reads them.
+    pub(crate) fn forget<'s>(&self, stream_ids: impl IntoIterator<Item = &'s str>) {
+        for stream_id in stream_ids {
+            self.cache.forget(stream_id);
+        }
+    }
+
     /// Runs `attempt` until it does not fail with a version conflict, at
     /// most `max_attempts` times. The first try decides on `first`; if that
     /// may be a guess (cached or presumed), a conflict on it is retried at

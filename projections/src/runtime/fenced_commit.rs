@@ -3,6 +3,8 @@
 //! (effects that something outside the store must follow, such as a
 //! payment's requests before the gateway is asked).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use commands::{BatchRefused, DecisionBatch};
 use event_store::{CheckpointLease, EventStore, LogCursor, StoreError};
 
@@ -12,10 +14,13 @@ use crate::HandlerError;
 /// owner's lease, so a stale owner writes nothing: handed to
 /// [`crate::Reactor::decide_batch`] for effects that must be committed
 /// before the batch's checkpoint.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct FencedCommit {
     store: EventStore,
     lease: CheckpointLease,
+    /// Whether a reactor committed through it: effects outside the store
+    /// (a gateway call) may then have followed.
+    used: AtomicBool,
 }
 
 /// What became of a fenced append.
@@ -28,17 +33,27 @@ pub(crate) enum Appended {
 
 impl FencedCommit {
     pub(crate) fn new(store: EventStore, lease: CheckpointLease) -> Self {
-        FencedCommit { store, lease }
+        FencedCommit {
+            store,
+            lease,
+            used: AtomicBool::new(false),
+        }
     }
 
     /// Appends `decisions` now, without moving the checkpoint. A refused
     /// append (a guess gone stale) writes nothing and is an error of its
     /// class; so is a newer owner's lease ([`StoreError::Fenced`]).
     pub async fn commit(&self, decisions: DecisionBatch) -> Result<(), HandlerError> {
+        self.used.store(true, Ordering::SeqCst);
         match self.append(decisions, None).await? {
             Appended::Committed => Ok(()),
             Appended::Refused(error) => Err(HandlerError::with_class(error.class(), error)),
         }
+    }
+
+    /// Whether a reactor committed anything through it.
+    pub(crate) fn used(&self) -> bool {
+        self.used.load(Ordering::SeqCst)
     }
 
     /// Appends `decisions` and, in the same transaction, moves the

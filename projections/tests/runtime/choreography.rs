@@ -2,12 +2,13 @@
 
 use std::sync::{Arc, Mutex};
 
+use aggregates::inventory::{Inventory, InventoryCommand};
 use aggregates::order::{Order, OrderCommand, OrderError, OrderStatus};
 use aggregates::payment::GatewayOutcome;
 use aggregates::stream_id;
-use aggregates::values::PaymentMethod;
+use aggregates::values::{PaymentMethod, Sku, Warehouse};
 use async_trait::async_trait;
-use commands::ExecuteError;
+use commands::{CommandExecutor, ExecuteError, ExecutorOptions};
 use event_store::{LogCursor, StreamRead};
 use projections::gateway::{CaptureRequest, PaymentGateway};
 use projections::operations::request_reset;
@@ -366,5 +367,49 @@ async fn a_reactors_batch_is_committed_in_one_transaction_with_every_effect_once
     assert_eq!(app.count_events("OrderPaid").await, 20);
     assert_eq!(app.count_events("PaymentCaptured").await, 20);
     assert_eq!(app.stock("SKU-1").await, (80, 0, 80));
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_batch_refused_on_a_stale_guess_is_decided_again_and_still_committed_at_once() {
+    let app = TestApp::new().await;
+    // The runtime's executor keeps SKU-1 at its first version; another
+    // process (another executor) then moves the stream on.
+    app.receive("SKU-1", "main", 100).await;
+    let elsewhere = CommandExecutor::new(app.store.clone(), ExecutorOptions::default());
+    elsewhere
+        .execute::<Inventory>(
+            &stream_id::<Inventory>("SKU-1"),
+            &InventoryCommand::Receive {
+                sku: Sku::parse("SKU-1").expect("sku"),
+                warehouse: Warehouse::parse("main").expect("warehouse"),
+                quantity: 5,
+            },
+            &request(),
+        )
+        .await
+        .expect("receive elsewhere");
+    let mut orders = Vec::new();
+    for _ in 0..20 {
+        orders.push(app.place(&[("SKU-1", 1)], PaymentMethod::CardOk).await);
+    }
+    let runtime = app.start(TestApp::fast_options());
+    for order_id in &orders {
+        app.wait_for_status(*order_id, OrderStatus::Paid).await;
+    }
+    app.wait_until_idle().await;
+    let (events, transactions): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT transaction_id) FROM events \
+          WHERE event_type = 'InventoryReserved'",
+    )
+    .fetch_one(app.store.pool())
+    .await
+    .expect("query");
+    assert_eq!(events, 20, "one reservation per order");
+    assert_eq!(
+        transactions, 1,
+        "the stale guess was refused, the batch decided again on the stored stock: one commit"
+    );
+    assert_eq!(app.stock("SKU-1").await, (85, 0, 85));
     runtime.shutdown().await;
 }

@@ -34,6 +34,17 @@ enum Outcome {
     Interrupted(RuntimeError),
 }
 
+/// What deciding a whole batch at once came to.
+enum AtOnce {
+    /// Every effect and the checkpoint are committed.
+    Committed,
+    /// Some effects are committed; these events (by position, with how
+    /// they failed) are left for event-by-event handling.
+    Partly(Vec<(i64, HandlerError)>),
+    /// Nothing was committed: the batch goes event by event.
+    NotAtAll,
+}
+
 impl Worker {
     pub(super) async fn react(
         &mut self,
@@ -49,30 +60,12 @@ impl Worker {
             .iter()
             .any(|event| self.blocked.contains_key(&event.stream_id))
         {
-            let early = FencedCommit::new(self.store.clone(), self.ownership.lease().clone());
-            match reactor.decide_batch(batch, &early).await {
-                Some(Ok(decided)) if decided.unfinished.is_empty() => {
-                    let committed = self.commit_decisions(decided.effects, batch, last).await?;
-                    if committed {
-                        return Ok(());
-                    }
+            match self.react_at_once(reactor.as_ref(), batch, last).await? {
+                AtOnce::Committed => return Ok(()),
+                AtOnce::Partly(unfinished) => {
+                    (one_by_one, failed_before) = unfinished_part(batch, unfinished);
                 }
-                Some(Ok(decided)) => {
-                    // What completed is committed now; the rest is retried
-                    // below, stream by stream, before the checkpoint.
-                    if let Appended::Committed = early.append(decided.effects, None).await? {
-                        (one_by_one, failed_before) = unfinished_part(batch, decided.unfinished);
-                    }
-                }
-                Some(Err(error)) if is_fencing(&error) => return Err(RuntimeError::LostOwnership),
-                Some(Err(error)) => {
-                    tracing::debug!(
-                        subscription = self.name(),
-                        %error,
-                        "a batch could not be decided at once; handling its events one by one"
-                    );
-                }
-                None => {}
+                AtOnce::NotAtAll => {}
             }
         }
         let mut outcomes = self
@@ -130,6 +123,53 @@ impl Worker {
         Ok(())
     }
 
+    /// Decides the whole batch and commits its effects with the
+    /// checkpoint. A refused append (a stale guess: the inventory and
+    /// fulfilment reactors both write the SKU streams, so under load one's
+    /// batch often meets the other's versions) is decided once more on
+    /// states read again (a refusal makes the executor forget the batch's
+    /// streams), unless effects outside the store already followed the
+    /// first decision; then, or after a second refusal, event by event.
+    async fn react_at_once(
+        &mut self,
+        reactor: &dyn Reactor,
+        batch: &[RecordedEvent],
+        last: LogCursor,
+    ) -> Result<AtOnce, RuntimeError> {
+        for _ in 0..2 {
+            let early = FencedCommit::new(self.store.clone(), self.ownership.lease().clone());
+            match reactor.decide_batch(batch, &early).await {
+                Some(Ok(decided)) if decided.unfinished.is_empty() => {
+                    if self.commit_decisions(decided.effects, batch, last).await? {
+                        return Ok(AtOnce::Committed);
+                    }
+                    if early.used() {
+                        return Ok(AtOnce::NotAtAll);
+                    }
+                }
+                Some(Ok(decided)) => {
+                    // What completed is committed now; the rest is retried
+                    // event by event, before the checkpoint.
+                    return Ok(match early.append(decided.effects, None).await? {
+                        Appended::Committed => AtOnce::Partly(decided.unfinished),
+                        Appended::Refused(_) => AtOnce::NotAtAll,
+                    });
+                }
+                Some(Err(error)) if is_fencing(&error) => return Err(RuntimeError::LostOwnership),
+                Some(Err(error)) => {
+                    tracing::debug!(
+                        subscription = self.name(),
+                        %error,
+                        "a batch could not be decided at once; handling its events one by one"
+                    );
+                    return Ok(AtOnce::NotAtAll);
+                }
+                None => return Ok(AtOnce::NotAtAll),
+            }
+        }
+        Ok(AtOnce::NotAtAll)
+    }
+
     /// Appends a batch's decisions and advances the checkpoint in one
     /// transaction. False when the append was refused (a stale guess, a
     /// repeat after a crash): nothing is written, and the caller handles
@@ -148,7 +188,7 @@ impl Worker {
                 tracing::debug!(
                     subscription = self.name(),
                     %error,
-                    "a batch's decisions were refused together; handling its events one by one"
+                    "a batch's decisions were refused together"
                 );
                 Ok(false)
             }
