@@ -25,4 +25,4 @@ pub mod read_models;
 pub mod runtime;
 mod subscriber;
 
-pub use subscriber::{HandlerError, Projection, Reactor};
+pub use subscriber::{HandlerError, Projection, Reactor, RebuildSession};

@@ -66,6 +66,10 @@ pub(crate) async fn prepare(
 /// Applies every visible event after `from` to the new tables, one
 /// transaction per batch, reporting progress. Returns the last cursor.
 ///
+/// The batches go through the projection's [`crate::RebuildSession`]s (one
+/// per connection), which may hold rows in memory from batch to batch;
+/// each is finished, and what it held written, before this returns.
+///
 /// A projection whose rows each follow one stream
 /// ([`Projection::rows_per_stream`]) is applied over [`PARTITIONS`]
 /// connections, each owning the streams that hash to it: while one
@@ -181,7 +185,8 @@ async fn more_connections(
     Ok(connections)
 }
 
-/// Applies one partition's batches, one transaction each.
+/// Applies one partition's batches through one rebuild session, one
+/// transaction each, then finishes the session in one more.
 async fn apply_partition(
     store: &EventStore,
     projection: &dyn Projection,
@@ -189,15 +194,26 @@ async fn apply_partition(
     mut batches: tokio::sync::mpsc::Receiver<Vec<RecordedEvent>>,
     progress: &Progress,
 ) -> Result<(), RuntimeError> {
+    let mut session = projection.rebuild_session();
     while let Some(batch) = batches.recv().await {
+        let events = batch.len();
         let mut transaction = connection.begin().await?;
-        apply(projection, &mut transaction, &batch).await?;
+        session
+            .apply_batch(&mut transaction, batch)
+            .await
+            .map_err(RuntimeError::Rebuild)?;
         transaction.commit().await?;
-        progress.add(batch.len());
+        progress.add(events);
         if progress.due() {
             progress.report(store, projection).await?;
         }
     }
+    let mut transaction = connection.begin().await?;
+    session
+        .finish(&mut transaction)
+        .await
+        .map_err(RuntimeError::Rebuild)?;
+    transaction.commit().await?;
     Ok(())
 }
 
@@ -306,17 +322,6 @@ fn partition_of(stream_id: &str, partitions: usize) -> usize {
     stream_id.hash(&mut hasher);
     // The remainder is below `partitions`, a usize.
     usize::try_from(hasher.finish() % partitions as u64).unwrap_or(0)
-}
-
-async fn apply(
-    projection: &dyn Projection,
-    connection: &mut PgConnection,
-    batch: &[RecordedEvent],
-) -> Result<(), RuntimeError> {
-    projection
-        .apply_batch(connection, batch)
-        .await
-        .map_err(RuntimeError::Rebuild)
 }
 
 /// With the live worker paused: applies what came since `cursor`, then
