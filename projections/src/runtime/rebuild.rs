@@ -34,9 +34,16 @@ use super::status::report_rebuild_progress;
 use crate::Projection;
 
 /// How long the swap waits for readers to let go of the old tables before
-/// it tries again: readers queue behind the swap's lock request, so this
-/// bounds how long any of them waits.
-const SWAP_LOCK_TIMEOUT: &str = "1s";
+/// it tries again, as a multiple of the server's `deadlock_timeout`:
+/// readers queue behind the swap's lock request, so this bounds how long
+/// any of them waits. It must be longer than `deadlock_timeout`: an
+/// autovacuum of a table (likely on a freshly filled one) gives its lock
+/// up only when the deadlock check, run after `deadlock_timeout`, cancels
+/// it, and with equal timeouts the lock timeout is raised first, so every
+/// attempt failed for as long as the autovacuum ran (a bench run of the
+/// code with a 1 s timeout, the default `deadlock_timeout`, failed so:
+/// ten attempts over 15 s right after a 10^6-row fill).
+const SWAP_LOCK_TIMEOUT_DEADLOCK_TIMEOUTS: i64 = 2;
 const SWAP_ATTEMPTS: u32 = 10;
 
 /// Creates empty copies of the projection's tables and returns a
@@ -368,9 +375,14 @@ async fn swap_once(
     cursor: LogCursor,
 ) -> Result<LogCursor, RuntimeError> {
     let mut transaction = connection.begin().await?;
-    sqlx::query(&format!("SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}'"))
-        .execute(&mut *transaction)
-        .await?;
+    sqlx::query(
+        "SELECT set_config('lock_timeout', \
+             (extract(epoch FROM current_setting('deadlock_timeout')::interval) * 1000 * $1) \
+                 ::bigint::text, true)",
+    )
+    .bind(SWAP_LOCK_TIMEOUT_DEADLOCK_TIMEOUTS)
+    .execute(&mut *transaction)
+    .await?;
     // First: proves this worker still owns the subscription.
     lease.confirm(&mut *transaction).await?;
     // Events committed since the catch-up just before are not applied
