@@ -27,4 +27,4 @@ pub mod read_models;
 pub mod runtime;
 mod subscriber;
 
-pub use subscriber::{BatchDecisions, HandlerError, Projection, Reactor};
+pub use subscriber::{BatchDecisions, HandlerError, Projection, Reactor, RebuildSession};

@@ -101,6 +101,59 @@ pub trait Projection: Send + Sync + 'static {
         }
         Ok(())
     }
+
+    /// A session that applies the batches of one rebuild's fill (see
+    /// [`RebuildSession`]). The default applies each batch with
+    /// [`Projection::apply_batch`] and keeps nothing between them.
+    fn rebuild_session(&self) -> Box<dyn RebuildSession + '_> {
+        Box::new(BatchByBatch { projection: self })
+    }
+}
+
+/// Applies consecutive batches of one rebuild to its fresh tables, and may
+/// keep state between them: a rebuild is the one time a projection sees
+/// every event of its streams in order with nobody else writing its
+/// tables, so it can hold rows in memory rather than read and rewrite them
+/// every batch.
+///
+/// The rebuild calls [`RebuildSession::apply_batch`] once per batch, each
+/// in a transaction of its own, with the events of the streams it gives
+/// this session in log order (with [`Projection::rows_per_stream`], each
+/// session gets its own streams), then [`RebuildSession::finish`] in one
+/// more transaction. Until `finish` has committed, the tables may lag the
+/// batches applied; a rebuild that fails before then throws them away.
+#[async_trait]
+pub trait RebuildSession: Send {
+    /// Applies `events`, given by value so that their data can be decoded
+    /// without a copy.
+    async fn apply_batch(
+        &mut self,
+        connection: &mut PgConnection,
+        events: Vec<RecordedEvent>,
+    ) -> Result<(), HandlerError>;
+
+    /// Writes whatever the session still holds.
+    async fn finish(self: Box<Self>, connection: &mut PgConnection) -> Result<(), HandlerError>;
+}
+
+/// The default session: [`Projection::apply_batch`] per batch.
+struct BatchByBatch<'a, P: ?Sized> {
+    projection: &'a P,
+}
+
+#[async_trait]
+impl<P: Projection + ?Sized> RebuildSession for BatchByBatch<'_, P> {
+    async fn apply_batch(
+        &mut self,
+        connection: &mut PgConnection,
+        events: Vec<RecordedEvent>,
+    ) -> Result<(), HandlerError> {
+        self.projection.apply_batch(connection, &events).await
+    }
+
+    async fn finish(self: Box<Self>, _connection: &mut PgConnection) -> Result<(), HandlerError> {
+        Ok(())
+    }
 }
 
 /// What a reactor decided for a whole batch ([`Reactor::decide_batch`]).

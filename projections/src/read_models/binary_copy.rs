@@ -45,22 +45,14 @@ impl BinaryCopy {
         self.bigint(value.timestamp_micros() - POSTGRES_EPOCH_MICROS);
     }
 
-    /// A `jsonb` field: format version 1, then the JSON text `write`
-    /// produces (written in place, so no intermediate string).
-    pub(crate) fn jsonb<E>(
-        &mut self,
-        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
-    ) -> Result<(), E> {
-        let length_at = self.buffer.len();
-        self.buffer.extend_from_slice(&0_i32.to_be_bytes());
-        self.buffer.push(1);
-        write(&mut self.buffer)?;
-        let length = self.buffer.len() - length_at - 4;
+    /// A `jsonb` field: format version 1, then the JSON text.
+    pub(crate) fn jsonb(&mut self, json: &[u8]) {
         // A field longer than 2 GiB cannot be sent anyway; the server
         // refuses the stream rather than reading a wrong length.
-        let length = i32::try_from(length).unwrap_or(-1);
-        self.buffer[length_at..length_at + 4].copy_from_slice(&length.to_be_bytes());
-        Ok(())
+        let length = i32::try_from(json.len() + 1).unwrap_or(-1);
+        self.buffer.extend_from_slice(&length.to_be_bytes());
+        self.buffer.push(1);
+        self.buffer.extend_from_slice(json);
     }
 
     /// The stream with its trailer.
@@ -86,8 +78,7 @@ mod tests {
         copy.row(3);
         copy.text("ab");
         copy.bigint(-2);
-        copy.jsonb(|buffer| serde_json::to_writer(buffer, &[1]))
-            .expect("json");
+        copy.jsonb(b"[1]");
         let bytes = copy.finish();
         let mut expected = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0".to_vec();
         expected.extend_from_slice(&[0, 3]);

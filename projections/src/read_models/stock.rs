@@ -1,23 +1,23 @@
 //! Stock levels now (per SKU and warehouse) and stock history (one row per
 //! change), for "what is the stock" and "what was it at instant T".
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use event_store::RecordedEvent;
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 
-use aggregates::inventory::{Allocation, Inventory, InventoryEvent};
+use aggregates::inventory::{Inventory, InventoryEvent};
 use aggregates::Aggregate;
 
-use super::decode;
-use crate::{HandlerError, Projection};
+use super::{decode, decode_taking_data};
+use crate::{HandlerError, Projection, RebuildSession};
 
 mod history;
+mod levels;
 
 use history::HistoryRows;
+use levels::Levels;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WarehouseLevel {
@@ -194,7 +194,9 @@ fn view(sku: &str, warehouses: Vec<WarehouseLevel>, position: i64) -> StockView 
 ///
 /// A batch is folded in memory from the SKUs' current levels: one query to
 /// read them, one `COPY` of a history row per event (see `history.rs`),
-/// one to upsert the final levels, whatever the batch's size.
+/// one to upsert the final levels, whatever the batch's size. A rebuild
+/// keeps the levels in memory from batch to batch and writes them once, at
+/// its end (its [`Projection::rebuild_session`]).
 ///
 /// Idempotent: each level row keeps the position of the last event applied
 /// to it, and since a SKU's events have rising positions (one stream, whose
@@ -207,7 +209,23 @@ pub struct StockLevels;
 impl StockLevels {
     pub const NAME: &'static str = "stock";
     pub const CATEGORY: &'static str = Inventory::CATEGORY;
+
+    /// A rebuild session that writes its levels and forgets them whenever
+    /// it holds more than `max_skus` SKUs after a batch (the default
+    /// session holds [`MAX_HELD_SKUS`]).
+    pub fn rebuild_session_holding(&self, max_skus: usize) -> Box<dyn RebuildSession> {
+        Box::new(StockRebuild {
+            levels: Levels::default(),
+            max_skus,
+        })
+    }
 }
+
+/// How many SKUs a rebuild session holds in memory (a few hundred bytes
+/// each) before it writes them out: a rebuild's memory stays bounded
+/// whatever the number of SKUs, and below it (the seeded benchmark has
+/// 1,000) the levels are written once.
+pub const MAX_HELD_SKUS: usize = 10_000;
 
 #[async_trait]
 impl Projection for StockLevels {
@@ -242,170 +260,100 @@ impl Projection for StockLevels {
         connection: &mut PgConnection,
         events: &[RecordedEvent],
     ) -> Result<(), HandlerError> {
-        let mut decoded = Vec::with_capacity(events.len());
-        for event in events
+        let decoded = events
             .iter()
             .filter(|event| event.category() == Self::CATEGORY)
-        {
-            decoded.push((event, decode::<InventoryEvent>(event)?));
+            .map(|event| Ok(Decoded::new(event, decode(event)?)))
+            .collect::<Result<Vec<_>, HandlerError>>()?;
+        let mut levels = Levels::default();
+        fold(connection, &mut levels, &decoded).await?;
+        levels.write_changed(connection).await
+    }
+
+    fn rebuild_session(&self) -> Box<dyn RebuildSession + '_> {
+        self.rebuild_session_holding(MAX_HELD_SKUS)
+    }
+}
+
+/// The `stock` rebuild: the levels of the SKUs seen stay in memory across
+/// batches (each batch writes only its history rows) and are written by
+/// `finish`, or when more than `max_skus` are held.
+///
+/// Without it each batch of an interleaved log reads and rewrites the
+/// levels of most SKUs, about one level row version per history row.
+struct StockRebuild {
+    levels: Levels,
+    max_skus: usize,
+}
+
+#[async_trait]
+impl RebuildSession for StockRebuild {
+    async fn apply_batch(
+        &mut self,
+        connection: &mut PgConnection,
+        mut events: Vec<RecordedEvent>,
+    ) -> Result<(), HandlerError> {
+        let decoded = events
+            .iter_mut()
+            .filter(|event| event.category() == StockLevels::CATEGORY)
+            .map(|event| {
+                let inventory_event = decode_taking_data(event)?;
+                Ok(Decoded::new(event, inventory_event))
+            })
+            .collect::<Result<Vec<_>, HandlerError>>()?;
+        fold(connection, &mut self.levels, &decoded).await?;
+        if self.levels.len() > self.max_skus {
+            self.levels.write_changed(connection).await?;
+            self.levels.clear();
         }
-        if decoded.is_empty() {
-            return Ok(());
-        }
-        let skus: Vec<String> = decoded
-            .iter()
-            .map(|(_, inventory_event)| inventory_event.sku().as_str().to_owned())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let (mut levels, applied_up_to) = current_levels(connection, &skus).await?;
-        let mut history = HistoryRows::default();
-        let mut touched: BTreeMap<(String, String), (i64, DateTime<Utc>)> = BTreeMap::new();
-        for (event, inventory_event) in &decoded {
-            let sku = inventory_event.sku().as_str();
-            if applied_up_to
-                .get(sku)
-                .is_some_and(|applied| event.position <= *applied)
-            {
-                continue;
-            }
-            let warehouses = levels.entry(sku.to_owned()).or_default();
-            for change in changes(inventory_event) {
-                let level = warehouses.entry(change.warehouse.clone()).or_default();
-                level.0 += change.on_hand;
-                level.1 += change.reserved;
-                touched.insert(
-                    (sku.to_owned(), change.warehouse),
-                    (event.position, event.recorded_at),
-                );
-            }
-            history.push(sku, event, warehouses);
-        }
-        if history.is_empty() {
-            return Ok(());
-        }
-        upsert_levels(connection, &levels, &touched).await?;
-        history.insert(connection).await?;
         Ok(())
     }
-}
 
-/// (on hand, reserved) per warehouse, per SKU.
-type Levels = BTreeMap<String, BTreeMap<String, (i64, i64)>>;
-
-/// The SKUs' levels, and for each SKU the position of the last event
-/// applied to it.
-async fn current_levels(
-    connection: &mut PgConnection,
-    skus: &[String],
-) -> Result<(Levels, BTreeMap<String, i64>), HandlerError> {
-    // No row locks needed: every transaction of the projection first
-    // takes its subscription's checkpoint row (the lease), so two owners'
-    // transactions never run at once.
-    let rows: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
-        "SELECT sku, warehouse, on_hand, reserved, position FROM stock_levels \
-         WHERE sku = ANY($1)",
-    )
-    .bind(skus)
-    .fetch_all(&mut *connection)
-    .await?;
-    let mut levels = Levels::new();
-    let mut applied_up_to: BTreeMap<String, i64> = BTreeMap::new();
-    for (sku, warehouse, on_hand, reserved, position) in rows {
-        let applied = applied_up_to.entry(sku.clone()).or_insert(position);
-        *applied = (*applied).max(position);
-        levels
-            .entry(sku)
-            .or_default()
-            .insert(warehouse, (on_hand, reserved));
+    async fn finish(self: Box<Self>, connection: &mut PgConnection) -> Result<(), HandlerError> {
+        let mut levels = self.levels;
+        levels.write_changed(connection).await
     }
-    Ok((levels, applied_up_to))
 }
 
-async fn upsert_levels(
+/// An inventory event with its place in the log.
+struct Decoded {
+    position: i64,
+    transaction_id: i64,
+    recorded_at: DateTime<Utc>,
+    event: InventoryEvent,
+}
+
+impl Decoded {
+    fn new(event: &RecordedEvent, inventory_event: InventoryEvent) -> Self {
+        Decoded {
+            position: event.position,
+            transaction_id: event.transaction_id,
+            recorded_at: event.recorded_at,
+            event: inventory_event,
+        }
+    }
+}
+
+/// Folds `events` into `levels` (reading the rows of SKUs not held yet)
+/// and writes their history rows; the levels are left for the caller to
+/// write.
+async fn fold(
     connection: &mut PgConnection,
-    levels: &Levels,
-    touched: &BTreeMap<(String, String), (i64, DateTime<Utc>)>,
+    levels: &mut Levels,
+    events: &[Decoded],
 ) -> Result<(), HandlerError> {
-    let mut skus = Vec::with_capacity(touched.len());
-    let mut warehouses = Vec::with_capacity(touched.len());
-    let mut on_hands = Vec::with_capacity(touched.len());
-    let mut reserveds = Vec::with_capacity(touched.len());
-    let mut positions = Vec::with_capacity(touched.len());
-    let mut updated = Vec::with_capacity(touched.len());
-    for ((sku, warehouse), (position, at)) in touched {
-        let (on_hand, reserved) = levels
-            .get(sku)
-            .and_then(|levels| levels.get(warehouse))
-            .copied()
-            .unwrap_or_default();
-        skus.push(sku.as_str());
-        warehouses.push(warehouse.as_str());
-        on_hands.push(on_hand);
-        reserveds.push(reserved);
-        positions.push(*position);
-        updated.push(*at);
+    if events.is_empty() {
+        return Ok(());
     }
-    sqlx::query(
-        "INSERT INTO stock_levels (sku, warehouse, on_hand, reserved, position, updated_at) \
-         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], \
-                              $5::bigint[], $6::timestamptz[]) \
-         ON CONFLICT (sku, warehouse) DO UPDATE \
-            SET on_hand = excluded.on_hand, reserved = excluded.reserved, \
-                position = excluded.position, updated_at = excluded.updated_at",
-    )
-    .bind(&skus)
-    .bind(&warehouses)
-    .bind(&on_hands)
-    .bind(&reserveds)
-    .bind(&positions)
-    .bind(&updated)
-    .execute(&mut *connection)
-    .await?;
-    Ok(())
-}
-
-/// How one event changes each warehouse: (warehouse, on hand delta,
-/// reserved delta).
-struct WarehouseChange {
-    warehouse: String,
-    on_hand: i64,
-    reserved: i64,
-}
-
-fn changes(event: &InventoryEvent) -> Vec<WarehouseChange> {
-    let per_allocation = |allocations: &[Allocation], on_hand: i64, reserved: i64| {
-        allocations
-            .iter()
-            .map(|allocation| {
-                let quantity = i64::try_from(allocation.quantity).unwrap_or(i64::MAX);
-                WarehouseChange {
-                    warehouse: allocation.warehouse.as_str().to_owned(),
-                    on_hand: on_hand * quantity,
-                    reserved: reserved * quantity,
-                }
-            })
-            .collect()
-    };
-    match event {
-        InventoryEvent::Received {
-            warehouse,
-            quantity,
-            ..
-        } => vec![WarehouseChange {
-            warehouse: warehouse.as_str().to_owned(),
-            on_hand: i64::try_from(*quantity).unwrap_or(i64::MAX),
-            reserved: 0,
-        }],
-        InventoryEvent::Adjusted {
-            warehouse, delta, ..
-        } => vec![WarehouseChange {
-            warehouse: warehouse.as_str().to_owned(),
-            on_hand: *delta,
-            reserved: 0,
-        }],
-        InventoryEvent::Reserved { allocations, .. } => per_allocation(allocations, 0, 1),
-        InventoryEvent::Released { allocations, .. } => per_allocation(allocations, 0, -1),
-        InventoryEvent::Committed { allocations, .. } => per_allocation(allocations, -1, -1),
+    levels.read_missing(connection, events).await?;
+    let mut history = HistoryRows::with_capacity(events.len());
+    for decoded in events {
+        if let Some(warehouses) = levels.apply(decoded) {
+            history.push(decoded, warehouses)?;
+        }
     }
+    if history.is_empty() {
+        return Ok(());
+    }
+    history.insert(connection).await
 }

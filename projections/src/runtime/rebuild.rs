@@ -34,9 +34,16 @@ use super::status::report_rebuild_progress;
 use crate::Projection;
 
 /// How long the swap waits for readers to let go of the old tables before
-/// it tries again: readers queue behind the swap's lock request, so this
-/// bounds how long any of them waits.
-const SWAP_LOCK_TIMEOUT: &str = "1s";
+/// it tries again, as a multiple of the server's `deadlock_timeout`:
+/// readers queue behind the swap's lock request, so this bounds how long
+/// any of them waits. It must be longer than `deadlock_timeout`: an
+/// autovacuum of a table (likely on a freshly filled one) gives its lock
+/// up only when the deadlock check, run after `deadlock_timeout`, cancels
+/// it, and with equal timeouts the lock timeout is raised first, so every
+/// attempt failed for as long as the autovacuum ran (a bench run of the
+/// code with a 1 s timeout, the default `deadlock_timeout`, failed so:
+/// ten attempts over 15 s right after a 10^6-row fill).
+const SWAP_LOCK_TIMEOUT_DEADLOCK_TIMEOUTS: i64 = 2;
 const SWAP_ATTEMPTS: u32 = 10;
 
 /// Creates empty copies of the projection's tables and returns a
@@ -65,6 +72,10 @@ pub(crate) async fn prepare(
 
 /// Applies every visible event after `from` to the new tables, one
 /// transaction per batch, reporting progress. Returns the last cursor.
+///
+/// The batches go through the projection's [`crate::RebuildSession`]s (one
+/// per connection), which may hold rows in memory from batch to batch;
+/// each is finished, and what it held written, before this returns.
 ///
 /// A projection whose rows each follow one stream
 /// ([`Projection::rows_per_stream`]) is applied over [`PARTITIONS`]
@@ -181,7 +192,8 @@ async fn more_connections(
     Ok(connections)
 }
 
-/// Applies one partition's batches, one transaction each.
+/// Applies one partition's batches through one rebuild session, one
+/// transaction each, then finishes the session in one more.
 async fn apply_partition(
     store: &EventStore,
     projection: &dyn Projection,
@@ -189,15 +201,26 @@ async fn apply_partition(
     mut batches: tokio::sync::mpsc::Receiver<Vec<RecordedEvent>>,
     progress: &Progress,
 ) -> Result<(), RuntimeError> {
+    let mut session = projection.rebuild_session();
     while let Some(batch) = batches.recv().await {
+        let events = batch.len();
         let mut transaction = connection.begin().await?;
-        apply(projection, &mut transaction, &batch).await?;
+        session
+            .apply_batch(&mut transaction, batch)
+            .await
+            .map_err(RuntimeError::Rebuild)?;
         transaction.commit().await?;
-        progress.add(batch.len());
+        progress.add(events);
         if progress.due() {
             progress.report(store, projection).await?;
         }
     }
+    let mut transaction = connection.begin().await?;
+    session
+        .finish(&mut transaction)
+        .await
+        .map_err(RuntimeError::Rebuild)?;
+    transaction.commit().await?;
     Ok(())
 }
 
@@ -308,17 +331,6 @@ fn partition_of(stream_id: &str, partitions: usize) -> usize {
     usize::try_from(hasher.finish() % partitions as u64).unwrap_or(0)
 }
 
-async fn apply(
-    projection: &dyn Projection,
-    connection: &mut PgConnection,
-    batch: &[RecordedEvent],
-) -> Result<(), RuntimeError> {
-    projection
-        .apply_batch(connection, batch)
-        .await
-        .map_err(RuntimeError::Rebuild)
-}
-
 /// With the live worker paused: applies what came since `cursor`, then
 /// swaps the new tables in, clears the parked events and moves the
 /// checkpoint, in one short transaction that touches no event; readers see
@@ -363,9 +375,14 @@ async fn swap_once(
     cursor: LogCursor,
 ) -> Result<LogCursor, RuntimeError> {
     let mut transaction = connection.begin().await?;
-    sqlx::query(&format!("SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}'"))
-        .execute(&mut *transaction)
-        .await?;
+    sqlx::query(
+        "SELECT set_config('lock_timeout', \
+             (extract(epoch FROM current_setting('deadlock_timeout')::interval) * 1000 * $1) \
+                 ::bigint::text, true)",
+    )
+    .bind(SWAP_LOCK_TIMEOUT_DEADLOCK_TIMEOUTS)
+    .execute(&mut *transaction)
+    .await?;
     // First: proves this worker still owns the subscription.
     lease.confirm(&mut *transaction).await?;
     // Events committed since the catch-up just before are not applied

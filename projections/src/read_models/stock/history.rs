@@ -2,12 +2,16 @@
 //! of the batch is stored yet (every rebuild batch, nearly every live one),
 //! else an insert that checks the rows already there.
 
-use std::collections::BTreeMap;
+use std::ops::Range;
 
+use aggregates::DomainEvent;
 use chrono::{DateTime, Utc};
-use event_store::RecordedEvent;
+use serde::{Serialize, Serializer};
 use sqlx::PgConnection;
 
+use super::levels::Level;
+use super::Decoded;
+#[cfg(doc)]
 use super::WarehouseLevel;
 use crate::read_models::binary_copy::BinaryCopy;
 use crate::HandlerError;
@@ -20,54 +24,79 @@ const COPY_STATEMENT: &str = "COPY stock_history (sku, at, transaction_id, posit
      reserved, available, warehouses, event_type) FROM STDIN (FORMAT binary)";
 
 /// One history row: a SKU's levels after one event.
-struct HistoryRow {
-    sku: String,
+struct HistoryRow<'a> {
+    sku: &'a str,
     at: DateTime<Utc>,
     transaction_id: i64,
     position: i64,
     on_hand: i64,
     reserved: i64,
-    warehouses: Vec<WarehouseLevel>,
-    event_type: String,
+    /// Where its `warehouses` JSON is in [`HistoryRows::json`].
+    warehouses: Range<usize>,
+    event_type: &'static str,
+}
+
+/// One element of a row's `warehouses`, as [`WarehouseLevel`] writes it.
+#[derive(Serialize)]
+struct WarehouseJson<'a> {
+    warehouse: &'a str,
+    on_hand: i64,
+    reserved: i64,
+    available: i64,
 }
 
 /// The history rows of a batch.
-#[derive(Default)]
-pub(super) struct HistoryRows {
-    rows: Vec<HistoryRow>,
+pub(super) struct HistoryRows<'a> {
+    rows: Vec<HistoryRow<'a>>,
+    /// Every row's `warehouses` JSON, one after the other: one buffer for
+    /// the batch rather than a few small allocations per row.
+    json: Vec<u8>,
 }
 
-impl HistoryRows {
+impl<'a> HistoryRows<'a> {
+    pub(super) fn with_capacity(rows: usize) -> Self {
+        HistoryRows {
+            rows: Vec::with_capacity(rows),
+            json: Vec::with_capacity(rows * 80),
+        }
+    }
+
     pub(super) fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }
 
-    /// A row with the SKU's levels after `event`.
+    /// A row with the SKU's levels after `decoded` (the event's type is
+    /// the one stored: decoding keeps it).
     pub(super) fn push(
         &mut self,
-        sku: &str,
-        event: &RecordedEvent,
-        warehouses: &BTreeMap<String, (i64, i64)>,
-    ) {
-        let warehouses: Vec<WarehouseLevel> = warehouses
-            .iter()
-            .map(|(warehouse, (on_hand, reserved))| WarehouseLevel {
-                warehouse: warehouse.clone(),
-                on_hand: *on_hand,
-                reserved: *reserved,
-                available: on_hand - reserved,
-            })
-            .collect();
+        decoded: &'a Decoded,
+        warehouses: &[(String, Level)],
+    ) -> Result<(), HandlerError> {
+        let start = self.json.len();
+        serde_json::Serializer::new(&mut self.json)
+            .collect_seq(warehouses.iter().map(|(warehouse, level)| WarehouseJson {
+                warehouse,
+                on_hand: level.on_hand,
+                reserved: level.reserved,
+                available: level.on_hand - level.reserved,
+            }))
+            .map_err(HandlerError::new)?;
         self.rows.push(HistoryRow {
-            sku: sku.to_owned(),
-            at: event.recorded_at,
-            transaction_id: event.transaction_id,
-            position: event.position,
-            on_hand: warehouses.iter().map(|level| level.on_hand).sum(),
-            reserved: warehouses.iter().map(|level| level.reserved).sum(),
-            warehouses,
-            event_type: event.event_type.clone(),
+            sku: decoded.event.sku().as_str(),
+            at: decoded.recorded_at,
+            transaction_id: decoded.transaction_id,
+            position: decoded.position,
+            on_hand: warehouses.iter().map(|(_, level)| level.on_hand).sum(),
+            reserved: warehouses.iter().map(|(_, level)| level.reserved).sum(),
+            warehouses: start..self.json.len(),
+            event_type: decoded.event.event_type(),
         });
+        Ok(())
+    }
+
+    /// A row's `warehouses` JSON (UTF-8: serde_json writes nothing else).
+    fn warehouses(&self, row: &HistoryRow) -> &[u8] {
+        self.json.get(row.warehouses.clone()).unwrap_or(b"[]")
     }
 
     /// Stores the rows. A row already there (an event whose level rows
@@ -98,16 +127,15 @@ impl HistoryRows {
         let mut data = BinaryCopy::with_capacity(self.rows.len() * 200);
         for row in &self.rows {
             data.row(9);
-            data.text(&row.sku);
+            data.text(row.sku);
             data.timestamptz(row.at);
             data.bigint(row.transaction_id);
             data.bigint(row.position);
             data.bigint(row.on_hand);
             data.bigint(row.reserved);
             data.bigint(row.on_hand - row.reserved);
-            data.jsonb(|buffer| serde_json::to_writer(buffer, &row.warehouses))
-                .map_err(|error| sqlx::Error::Encode(error.into()))?;
-            data.text(&row.event_type);
+            data.jsonb(self.warehouses(row));
+            data.text(row.event_type);
         }
         let mut copy = connection.copy_in_raw(COPY_STATEMENT).await?;
         copy.send(data.finish()).await?;
@@ -115,24 +143,20 @@ impl HistoryRows {
         Ok(())
     }
 
-    fn column(&self, value: fn(&HistoryRow) -> i64) -> Vec<i64> {
+    fn column(&self, value: fn(&HistoryRow<'a>) -> i64) -> Vec<i64> {
         self.rows.iter().map(value).collect()
     }
 
     async fn insert_checked(&self, connection: &mut PgConnection) -> Result<(), HandlerError> {
-        let skus: Vec<&str> = self.rows.iter().map(|row| row.sku.as_str()).collect();
+        let skus: Vec<&str> = self.rows.iter().map(|row| row.sku).collect();
         let at: Vec<DateTime<Utc>> = self.rows.iter().map(|row| row.at).collect();
         let warehouses = self
             .rows
             .iter()
-            .map(|row| serde_json::to_value(&row.warehouses))
+            .map(|row| std::str::from_utf8(self.warehouses(row)))
             .collect::<Result<Vec<_>, _>>()
             .map_err(HandlerError::new)?;
-        let event_types: Vec<&str> = self
-            .rows
-            .iter()
-            .map(|row| row.event_type.as_str())
-            .collect();
+        let event_types: Vec<&str> = self.rows.iter().map(|row| row.event_type).collect();
         let transaction_ids = self.column(|row| row.transaction_id);
         let positions = self.column(|row| row.position);
         let on_hand = self.column(|row| row.on_hand);
@@ -141,7 +165,7 @@ impl HistoryRows {
         let differing: i64 = sqlx::query_scalar(
             "WITH new AS ( \
                  SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::bigint[], $4::bigint[], \
-                                      $5::bigint[], $6::bigint[], $7::bigint[], $8::jsonb[], \
+                                      $5::bigint[], $6::bigint[], $7::bigint[], $8::text[]::jsonb[], \
                                       $9::text[]) \
                      AS n(sku, at, transaction_id, position, on_hand, reserved, available, \
                           warehouses, event_type)), \
