@@ -11,8 +11,6 @@ use sqlx::PgConnection;
 
 use super::levels::Level;
 use super::Decoded;
-#[cfg(doc)]
-use super::WarehouseLevel;
 use crate::read_models::binary_copy::BinaryCopy;
 use crate::HandlerError;
 
@@ -36,7 +34,8 @@ struct HistoryRow<'a> {
     event_type: &'static str,
 }
 
-/// One element of a row's `warehouses`, as [`WarehouseLevel`] writes it.
+/// One element of a row's `warehouses`, borrowed: the same fields as
+/// `WarehouseLevel`, which `stock_level_at` reads it back as.
 #[derive(Serialize)]
 struct WarehouseJson<'a> {
     warehouse: &'a str,
