@@ -157,7 +157,7 @@ async fn order_command(
 #[utoipa::path(
     post, path = "/orders/{order_id}/cancel", tag = "orders",
     params(("order_id" = Uuid, Path)),
-    request_body(content = CancelRequest, description = "Optional"),
+    request_body(content = Option<CancelRequest>, description = "Optional: `{\"reason\"}`; without one, \"cancelled on request\""),
     responses(
         (status = 200, body = OrderBody),
         (status = 400, response = BadRequest),
