@@ -17,7 +17,9 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 /// accepted, one that does not is a 400 with the path of the bad field.
 pub struct JsonBody<T>(pub T);
 
-/// A JSON body that may be absent (empty), for commands with optional input.
+/// A JSON body that may be absent (empty, or JSON `null`: the OpenAPI
+/// document states such a body as nullable), for commands with optional
+/// input.
 pub struct OptionalJsonBody<T>(pub Option<T>);
 
 async fn body_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
@@ -69,7 +71,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJsonBody<T>
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJsonBody(None));
         }
-        parse_json(&bytes).map(|value| OptionalJsonBody(Some(value)))
+        parse_json::<Option<T>>(&bytes).map(OptionalJsonBody)
     }
 }
 
@@ -107,3 +109,37 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathPar
 
 /// The request's correlation id (see `correlation.rs`).
 pub use crate::correlation::CorrelationId;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, serde::Deserialize)]
+    struct Reason {
+        reason: String,
+    }
+
+    async fn optional(body: &'static str) -> Result<Option<Reason>, ApiError> {
+        let request = Request::builder()
+            .body(axum::body::Body::from(body))
+            .expect("a request");
+        OptionalJsonBody::<Reason>::from_request(request, &())
+            .await
+            .map(|OptionalJsonBody(body)| body)
+    }
+
+    #[tokio::test]
+    async fn an_optional_body_may_be_empty_or_null_but_not_of_another_type() {
+        assert_eq!(optional("").await.ok(), Some(None));
+        assert_eq!(optional(" \n").await.ok(), Some(None));
+        assert_eq!(optional("null").await.ok(), Some(None));
+        assert_eq!(
+            optional(r#"{"reason":"changed my mind"}"#).await.ok(),
+            Some(Some(Reason {
+                reason: "changed my mind".into()
+            }))
+        );
+        assert!(matches!(optional("5").await, Err(ApiError::BadRequest(_))));
+        assert!(matches!(optional("{").await, Err(ApiError::BadRequest(_))));
+    }
+}
