@@ -343,22 +343,7 @@ async fn a_redelivered_shipment_after_a_permanent_failure_neither_pays_nor_fails
 async fn a_reactors_batch_is_committed_in_one_transaction_with_every_effect_once() {
     let app = TestApp::new().await;
     app.receive("SKU-1", "main", 100).await;
-    let mut orders = Vec::new();
-    for _ in 0..20 {
-        orders.push(app.place(&[("SKU-1", 1)], PaymentMethod::CardOk).await);
-    }
-    let runtime = app.start(TestApp::fast_options());
-    for order_id in &orders {
-        app.wait_for_status(*order_id, OrderStatus::Paid).await;
-    }
-    app.wait_until_idle().await;
-    let (events, transactions): (i64, i64) = sqlx::query_as(
-        "SELECT count(*), count(DISTINCT transaction_id) FROM events \
-          WHERE event_type = 'InventoryReserved'",
-    )
-    .fetch_one(app.store.pool())
-    .await
-    .expect("query");
+    let (runtime, events, transactions) = pay_twenty_orders_for_one_sku(&app).await;
     assert_eq!(events, 20, "one reservation per order");
     assert_eq!(
         transactions, 1,
@@ -389,6 +374,22 @@ async fn a_batch_refused_on_a_stale_guess_is_decided_again_and_still_committed_a
         )
         .await
         .expect("receive elsewhere");
+    let (runtime, events, transactions) = pay_twenty_orders_for_one_sku(&app).await;
+    assert_eq!(events, 20, "one reservation per order");
+    assert_eq!(
+        transactions, 1,
+        "the stale guess was refused, the batch decided again on the stored stock: one commit"
+    );
+    assert_eq!(app.stock("SKU-1").await, (85, 0, 85));
+    runtime.shutdown().await;
+}
+
+/// Places 20 one-unit orders of SKU-1, then starts the runtime (so one
+/// batch holds them all) and waits until they are paid; returns the
+/// runtime, the `InventoryReserved` events and the transactions they took.
+async fn pay_twenty_orders_for_one_sku(
+    app: &TestApp,
+) -> (projections::runtime::RuntimeHandle, i64, i64) {
     let mut orders = Vec::new();
     for _ in 0..20 {
         orders.push(app.place(&[("SKU-1", 1)], PaymentMethod::CardOk).await);
@@ -405,11 +406,5 @@ async fn a_batch_refused_on_a_stale_guess_is_decided_again_and_still_committed_a
     .fetch_one(app.store.pool())
     .await
     .expect("query");
-    assert_eq!(events, 20, "one reservation per order");
-    assert_eq!(
-        transactions, 1,
-        "the stale guess was refused, the batch decided again on the stored stock: one commit"
-    );
-    assert_eq!(app.stock("SKU-1").await, (85, 0, 85));
-    runtime.shutdown().await;
+    (runtime, events, transactions)
 }
